@@ -4,7 +4,7 @@
 
 Both runs are the real `cookbook_cli.recipes.sl.train` loop on the shipped
 sample conversations (llama3 renderer, tokenizer offline), with evaluation and
-checkpoints on, against an engine stand-in (`cookbook_cli.recipes.standin`)
+checkpoints on, against an engine stand-in (`cookbook_cli.engines.standin`)
 whose every call takes a fixed latency and runs in submission order:
 
 - sequential (`pipeline=false`): build the batch, forward_backward and wait,
@@ -36,7 +36,7 @@ os.environ.setdefault("COOKBOOK_LOAD_PLUGINS", "")
 
 def run(pipeline: bool, mode: str, args: argparse.Namespace, root: Path) -> float:
     from cookbook_cli.recipes.sl import SLConfig, train
-    from cookbook_cli.recipes.standin import StandInService
+    from cookbook_cli.engines.standin import StandInService
 
     service = StandInService(latency=args.latency, mode=mode)
     config = SLConfig(

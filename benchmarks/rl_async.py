@@ -1,7 +1,7 @@
 """Asynchronous against synchronous RL: training iterations per second of the one
 RL loop (`cookbook_cli.recipes.rl`) with `max_steps_off_policy` K against K = 0,
 on an engine stand-in whose sampling calls each take a fixed latency and whose
-training calls take another (`cookbook_cli.rl.standin`), so the difference is
+training calls take another (`cookbook_cli.engines.standin`), so the difference is
 the loop's scheduling alone: synchronous training waits for sampling and then
 for training; asynchronous training samples the next batch on recent weights
 while the current one trains.
@@ -26,7 +26,7 @@ os.environ.setdefault("COOKBOOK_LOAD_PLUGINS", "")
 def iterations_per_second(k: int, args: argparse.Namespace, root: str) -> tuple[float, float]:
     from cookbook_cli.recipes.rl import RLConfig, train
     from cookbook_cli.rl.first_token import FirstTokenBuilder
-    from cookbook_cli.rl.standin import StandInService
+    from cookbook_cli.engines.standin import StandInService
     from cookbook_cli.rl.toy_tokenizer import toy_model, toy_tokenizer_path
     from cookbook_cli.tokenizers import get_tokenizer
 

@@ -36,3 +36,10 @@ def unknown_name_message(kind: str, name: str, valid: list[str], hint: str = "")
     if hint:
         parts.append(hint)
     return " ".join(parts)
+
+
+class RunInterrupted(CookbookError):
+    """A run stopped by Ctrl-C or SIGTERM; the message says how to resume."""
+
+    label = "Stopped"
+    exit_code = 130

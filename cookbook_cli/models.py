@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from typing import Any
 
 from cookbook_cli.errors import UnknownNameError
 from cookbook_cli.plugins.spec import Register
@@ -83,8 +84,112 @@ def tokenizer_for_renderer(renderer: str) -> str:
         if renderer in (fam.renderer, fam.base_renderer, *fam.other_renderers):
             return model_info(name).tokenizer
     raise CookbookError(
-        f"no model family uses renderer {renderer!r}; pass --tokenizer (or --model) to say which tokenizer to use"
+        f"no model family uses renderer {renderer!r}, so its tokenizer is unknown; pass --model "
+        "(a model folder or Hub id, or random:<shape>:<tokenizer> on the local engine)"
     )
+
+
+# -- defaults a recipe fills in: model, renderer, tokenizer, learning rate --------------------
+
+DEFAULT_RENDERER = "llama3"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What an engine says of a model name only it understands (see engines/registration)."""
+
+    tokenizer: str  # where the tokenizer comes from
+    label: str  # short name for run directories
+    from_scratch: bool = False  # randomly initialised: it needs a high learning rate
+
+
+def _engine_extra(engine: str, key: str) -> Any:
+    from cookbook_cli.plugins import registry
+
+    return registry.engines.get(engine).extra.get(key)  # unknown engines fail here, with suggestions
+
+
+def model_spec(model: str, engine: str) -> ModelSpec | None:
+    describe = _engine_extra(engine, "model_spec")
+    return describe(model) if callable(describe) else None
+
+
+def recommended_model_for_renderer(renderer: str) -> str:
+    """The first well-known model whose recommended renderer is `renderer`."""
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.plugins import registry
+
+    fallback = None
+    for entry in registry.models.entries().values():
+        fam: ModelFamily = entry.obj
+        for m in fam.models:
+            if model_info(m).renderer == renderer:
+                return m
+            if fallback is None and renderer in (fam.renderer, fam.base_renderer, *fam.other_renderers):
+                fallback = m
+    if fallback is None:
+        raise CookbookError(f"no known model uses renderer {renderer!r}; pass --model")
+    return fallback
+
+
+def tokenizer_for_model(model: str, engine: str) -> str:
+    """Where the tokenizer of `model` comes from: what the engine says of a name
+    only it knows, a local model folder, or the model family's tokenizer source
+    (a Hub id: its own)."""
+    from pathlib import Path
+
+    spec = model_spec(model, engine)
+    if spec is not None:
+        return spec.tokenizer
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path)
+    try:
+        return model_info(model).tokenizer
+    except UnknownNameError:
+        return model
+
+
+def renderer_for_model(model: str, engine: str) -> str:
+    """The recommended renderer of `model` (of its tokenizer's family for names an engine describes)."""
+    from cookbook_cli.errors import CookbookError
+
+    spec = model_spec(model, engine)
+    try:
+        return model_info(spec.tokenizer if spec is not None else model).renderer
+    except UnknownNameError:
+        raise CookbookError(f"no known model family matches {model!r}, so its renderer is unknown; pass --renderer") from None
+
+
+def resolve_model_and_renderer(engine: str, model: str | None, renderer: str | None) -> tuple[str, str]:
+    """Fill in --model and --renderer: with no model, the engine's default for the
+    renderer (else the renderer's recommended model); the renderer follows the model."""
+    from cookbook_cli.plugins import registry
+
+    if renderer is not None:
+        registry.renderers.get(renderer)  # unknown names fail here, with suggestions
+    if model is None:
+        renderer = renderer or DEFAULT_RENDERER
+        default_model = _engine_extra(engine, "default_model")
+        model = default_model(renderer) if callable(default_model) else recommended_model_for_renderer(renderer)
+    if renderer is None:
+        renderer = renderer_for_model(model, engine)
+        registry.renderers.get(renderer)
+    return model, renderer
+
+
+def model_label(model: str, engine: str) -> str:
+    spec = model_spec(model, engine)
+    return spec.label if spec is not None else model
+
+
+def default_learning_rate(model: str, engine: str, lora_rank: int) -> float:
+    """A starting learning rate: high for models trained from scratch, the usual
+    LoRA rate otherwise, ten times lower for full fine-tuning."""
+    spec = model_spec(model, engine)
+    if spec is not None and spec.from_scratch:
+        return 1e-2
+    return 2e-4 if lora_rank > 0 else 2e-5
 
 
 def register_builtin_models(register: Register) -> None:

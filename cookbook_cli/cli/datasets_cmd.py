@@ -35,7 +35,7 @@ def info(name: str = typer.Argument(..., help="Dataset builder name.")) -> None:
     import chz
 
     from cookbook_cli.plugins import registry
-    from cookbook_cli.recipes.common import config_fields
+    from cookbook_cli.config import config_fields
 
     entry = registry.dataset_builders.get(name)
     typer.echo(f"{name} (plugin {entry.plugin}): {entry.description}")

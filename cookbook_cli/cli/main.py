@@ -12,14 +12,15 @@ from cookbook_cli.errors import CookbookError
 
 
 class _Group(TyperGroup):
-    """Turns a CookbookError anywhere below into one line `Error: ...` and exit status 1."""
+    """Turns a CookbookError anywhere below into one line `Error: ...` and exit status 1
+    (`Stopped: ...` and 130 for an interrupted run)."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except CookbookError as e:
-            typer.echo(f"Error: {e}", err=True)
-            raise typer.Exit(1) from None
+            typer.echo(f"{getattr(e, 'label', 'Error')}: {e}", err=True)
+            raise typer.Exit(getattr(e, "exit_code", 1)) from None
 
 
 app = typer.Typer(

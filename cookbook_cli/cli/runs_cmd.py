@@ -19,7 +19,7 @@ def show(
 ) -> None:
     """The run's config summary, last metrics, checkpoints and loss curve."""
     from cookbook_cli.cli.output import print_json
-    from cookbook_cli.recipes.runs import ascii_chart, load_run, plot_png, summary_items
+    from cookbook_cli.run.show import ascii_chart, load_run, plot_png, summary_items
 
     run = load_run(log_dir)
     if as_json:
@@ -45,7 +45,7 @@ def _show_text(run, summary_items, ascii_chart) -> None:  # type: ignore[no-unty
     console.rule(f"run {run.path}")
     for key, value in summary_items(run.config):
         console.print(f"  {key:<14} {value}", markup=False, soft_wrap=True)
-    from cookbook_cli.recipes.runs import CURVES
+    from cookbook_cli.run.show import CURVES
 
     curves = {label: run.series(key) for key, label in CURVES.items() if run.series(key)}
     last = run.last_row()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -22,7 +23,7 @@ class _ConfigWordsCommand(TyperCommand):
     def epilog(self) -> str | None:  # type: ignore[override]
         import importlib
 
-        from cookbook_cli.recipes.common import config_help
+        from cookbook_cli.config import config_help
 
         module, _, name = self.config_class_path.partition(":")
         cls = getattr(importlib.import_module(module), name)
@@ -45,6 +46,22 @@ IF_EXISTS = typer.Option(
     None, "--if-exists", help="When --log-dir holds a run: resume, overwrite or fail (default ask on a terminal, else fail)."
 )
 DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config and exit.")
+
+
+def if_exists_mode(value: str | None) -> str:
+    """--if-exists, checked before anything runs (default: ask on a terminal, else fail)."""
+    from cookbook_cli.errors import UnknownNameError
+    from cookbook_cli.run.lifecycle import IF_EXISTS_VALUES
+
+    mode = value or "ask"
+    if mode not in IF_EXISTS_VALUES:
+        raise UnknownNameError("--if-exists value", mode, ["resume", "overwrite", "fail"])
+    return mode
+
+
+def option_names(ctx: typer.Context) -> list[str]:
+    """The command's option spellings, to tell a misplaced option from an unknown one."""
+    return [o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
 
 
 def dataset_options(value: str | None) -> dict[str, Any]:
@@ -109,13 +126,10 @@ def sl(
     Options first, then any config field as key=value (nested: a.b=value), e.g.
     `cookbook train sl --renderer llama3 lr_schedule=cosine adam.beta2=0.99 dataset.test_size=50`.
     """
-    from cookbook_cli.errors import UnknownNameError
-    from cookbook_cli.recipes.common import make_config, print_dry_run
+    from cookbook_cli.config import make_config, print_dry_run
     from cookbook_cli.recipes.sl import SLConfig, config_json, resolve, train
 
-    mode = if_exists or "ask"
-    if mode not in ("resume", "overwrite", "fail", "ask"):
-        raise UnknownNameError("--if-exists value", mode, ["resume", "overwrite", "fail"])
+    mode = if_exists_mode(if_exists)
     options: dict[str, Any] = {
         "renderer": renderer,
         "model": model,
@@ -131,11 +145,11 @@ def sl(
         "max_steps": max_steps,
         **dataset_options(dataset),
     }
-    config = make_config(SLConfig, options, ctx.args)
+    config = make_config(SLConfig, options, ctx.args, option_names(ctx))
     if dry_run:
         print_dry_run(config_json(resolve(config)))
         return
-    result = train(config, if_exists=mode)
+    result = train(config, if_exists=mode, argv=sys.argv)
     _summary(result, config)
 
 
@@ -153,11 +167,20 @@ def _summary(result: Any, config: Any) -> None:
         typer.echo(f"  test NLL    {change(result.first_test_nll, result.final_test_nll)}")
     if result.truncated:
         typer.echo(f"  {result.truncated} examples were truncated to max_length")
-    ckpt = result.final_checkpoint or {}
-    if ckpt.get("sampler_path"):
-        typer.echo(f"  weights     {ckpt['sampler_path']}")
+    _weights_line(result)
     typer.echo(f"Log directory: {result.log_dir.resolve()}")
     typer.echo(f"  curves:     cookbook runs show {result.log_dir}")
+
+
+def _weights_line(result: Any) -> None:
+    """The final sampler weights, as a path the user can use from here."""
+    from pathlib import Path
+
+    path = (result.final_checkpoint or {}).get("sampler_path")
+    if path:
+        if "://" not in path and not Path(path).is_absolute():
+            path = str((result.log_dir / path).resolve())
+        typer.echo(f"  weights     {path}")
 
 
 # -- rl ------------------------------------------------------------------------------------
@@ -203,14 +226,11 @@ def rl(
     """
     import chz
 
-    from cookbook_cli.errors import UnknownNameError
+    from cookbook_cli.config import make_config, print_dry_run
     from cookbook_cli.plugins import registry
-    from cookbook_cli.recipes.common import make_config, print_dry_run
     from cookbook_cli.recipes.rl import RLConfig, config_json, resolve, train
 
-    mode = if_exists or "ask"
-    if mode not in ("resume", "overwrite", "fail", "ask"):
-        raise UnknownNameError("--if-exists value", mode, ["resume", "overwrite", "fail"])
+    mode = if_exists_mode(if_exists)
     registry.envs.get(env)  # unknown names: suggestions and how to list them
     options: dict[str, Any] = {
         "env": chz.Castable(env),
@@ -227,19 +247,17 @@ def rl(
         "lora_rank": lora_rank,
         "save_every": save_every,
     }
-    config = make_config(RLConfig, options, ctx.args)
+    config = make_config(RLConfig, options, ctx.args, option_names(ctx))
     if dry_run:
         print_dry_run(config_json(resolve(config)))
         return
-    result = train(config, if_exists=mode)
+    result = train(config, if_exists=mode, argv=sys.argv)
     rewards = result.rewards()
     mode_text = "synchronous" if config.max_steps_off_policy == 0 else f"asynchronous, <= {config.max_steps_off_policy} steps off-policy"
     typer.echo(f"Done: {result.steps_done - result.start_step} steps in {result.elapsed:.0f}s ({mode_text})")
     if rewards:
         typer.echo(f"  mean reward {rewards[0]:.3f} -> {rewards[-1]:.3f}")
-    ckpt = result.final_checkpoint or {}
-    if ckpt.get("sampler_path"):
-        typer.echo(f"  weights     {ckpt['sampler_path']}")
+    _weights_line(result)
     typer.echo(f"Log directory: {result.log_dir.resolve()}")
     typer.echo(f"  curves:      cookbook runs show {result.log_dir}")
     typer.echo(f"  transcripts: {result.log_dir / 'transcripts'}")

@@ -26,6 +26,18 @@ def create_service_client(engine: str = DEFAULT_ENGINE, **options: Any) -> Servi
     return registry.engines.get(engine).obj(**options)
 
 
+def create_service_for_run(engine: str, run_dir: Any, options: dict[str, Any] | None = None) -> ServiceClient:
+    """The ServiceClient a run trains with. An engine registered with
+    `checkpoints_in_run_dir=True` keeps the run's checkpoints in its log directory."""
+    from cookbook_cli.plugins import registry
+
+    entry = registry.engines.get(engine)
+    kwargs = dict(options or {})
+    if entry.extra.get("checkpoints_in_run_dir") and "checkpoint_dir" not in kwargs:
+        kwargs["checkpoint_dir"] = str(run_dir)
+    return entry.obj(**kwargs)
+
+
 __all__ = [
     "APIFuture",
     "CustomLossFn",
@@ -34,4 +46,5 @@ __all__ = [
     "ServiceClient",
     "TrainingClient",
     "create_service_client",
+    "create_service_for_run",
 ]

@@ -1,8 +1,17 @@
 """Core's engines and losses, registered through the same hooks as any plugin.
 
-An engine is registered as `factory(**options) -> ServiceClient`, with a
-`status()` extra that says, without importing anything heavy, whether it can
-run here. Built-in losses carry `builtin=True`: the engine computes them from a
+An engine is registered as `factory(**options) -> ServiceClient`, with extras
+that tell recipes what they need to know without naming the engine:
+
+- `status()`: says, without importing anything heavy, whether it can run here;
+- `checkpoints_in_run_dir`: the factory takes `checkpoint_dir` and keeps a run's
+  checkpoints inside its log directory;
+- `default_model(renderer)`: the model a recipe uses when none is given;
+- `model_spec(model)`: for names only this engine understands (the local
+  engine's `random:<shape>:<tokenizer>`), a `ModelSpec` (tokenizer, label for
+  run names, trained from scratch); None for any other name;
+- `small_models`: runs the small models an env suggests for offline runs
+  (`RLDatasetBuilder.local_defaults`). Built-in losses carry `builtin=True`: the engine computes them from a
 name in `forward_backward`; every other registered loss is a function run
 through `forward_backward_custom`.
 """
@@ -31,6 +40,22 @@ def create_tinker(**options: Any) -> Any:
     return TinkerServiceClient(**options)
 
 
+def _local_default_model(renderer: str) -> str:
+    from cookbook_cli.models import tokenizer_for_renderer
+
+    return f"random:tiny:{tokenizer_for_renderer(renderer)}"
+
+
+def _local_model_spec(model: str) -> Any:
+    from cookbook_cli.engines.local.shapes import is_random_model, parse_random_model
+    from cookbook_cli.models import ModelSpec
+
+    if not is_random_model(model):
+        return None
+    spec = parse_random_model(model)  # malformed names fail here, in one line
+    return ModelSpec(tokenizer=spec.tokenizer, label=spec.shape_name, from_scratch=True)
+
+
 def _local_status() -> str:
     missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
     return f"needs {', '.join(missing)} (pip install 'cookbook-cli[local]')" if missing else "ready"
@@ -47,6 +72,10 @@ def register_builtin_engines(register: Register) -> None:
         "PyTorch + transformers (+ peft for LoRA) on this machine: CUDA if present, else CPU; "
         "real models from a folder or the HF cache, or random:<shape>:<tokenizer>.",
         status=_local_status,
+        checkpoints_in_run_dir=True,
+        default_model=_local_default_model,
+        model_spec=_local_model_spec,
+        small_models=True,
     )
     register(
         "tinker",

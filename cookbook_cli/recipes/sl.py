@@ -31,33 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 import chz
 
+from cookbook_cli.config import RegistryFactory, config_to_json
 from cookbook_cli.data.builders import ConversationsBuilder, SupervisedDatasetBuilder
 from cookbook_cli.errors import CookbookError
+from cookbook_cli.optim import AdamConfig, check_schedule, learning_rate_at
 from cookbook_cli.plugins import registry
-from cookbook_cli.recipes.common import (
-    LR_SCHEDULES,
-    AdamConfig,
-    Checkpointer,
-    PendingCheckpoint,
-    Position,
-    RegistryFactory,
-    check_engine,
-    config_differences,
-    config_to_json,
-    create_service,
-    default_learning_rate,
-    default_log_dir,
-    learning_rate_at,
-    resolve_model_and_renderer,
-    resume_position,
-    tokenizer_for_model,
-)
+from cookbook_cli.run.checkpoints import PendingCheckpoint, Position
 from cookbook_cli.types import TrainOnWhat
 
 if TYPE_CHECKING:
     from cookbook_cli.data.supervised import BatchStats, ConversationDataset, SupervisedBatch
     from cookbook_cli.engines.protocol import APIFuture, ServiceClient, TrainingClient
-    from cookbook_cli.recipes.run_dir import RunDir
+    from cookbook_cli.renderers.base import Renderer
 
 
 @chz.chz
@@ -70,7 +55,9 @@ class SLConfig:
     renderer: str | None = chz.field(default=None, doc="chat format; default: the model's recommended renderer")
     dataset: SupervisedDatasetBuilder = chz.field(
         default_factory=ConversationsBuilder,
-        meta_factory=RegistryFactory(registry.dataset_builders, ConversationsBuilder),
+        meta_factory=RegistryFactory(
+            registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), default_kind="supervised", purpose="train sl"
+        ),
         doc="dataset builder (cookbook datasets list); its fields are dataset.<field>",
     )
     train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
@@ -93,10 +80,7 @@ class SLConfig:
     @chz.validate
     def _check(self) -> None:
         TrainOnWhat.parse(self.train_on_what)
-        if self.lr_schedule not in LR_SCHEDULES:
-            from cookbook_cli.errors import UnknownNameError
-
-            raise UnknownNameError("learning-rate schedule", self.lr_schedule, LR_SCHEDULES)
+        check_schedule(self.lr_schedule, self.warmup_steps, self.min_lr_ratio)
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise CookbookError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -114,18 +98,24 @@ class SLConfig:
 def resolve(config: SLConfig) -> SLConfig:
     """Fill in the defaults that depend on other fields: model, renderer,
     learning rate and log directory."""
-    check_engine(config.engine)
-    model, renderer = resolve_model_and_renderer(config.engine, config.model, config.renderer)
-    lr = config.learning_rate if config.learning_rate is not None else default_learning_rate(model, config.lora_rank)
+    from cookbook_cli import models
+    from cookbook_cli.run.lifecycle import check_log_dir, default_log_dir
+
+    model, renderer = models.resolve_model_and_renderer(config.engine, config.model, config.renderer)
+    lr = config.learning_rate
+    if lr is None:
+        lr = models.default_learning_rate(model, config.engine, config.lora_rank)
     log_dir = config.log_dir
     if log_dir is None:
         data = config.dataset.describe() if not isinstance(config.dataset, ConversationsBuilder) or config.dataset.path else "sample"
-        log_dir = str(default_log_dir("sl", data, model.replace("random:", "")))
+        log_dir = str(default_log_dir("sl", data, models.model_label(model, config.engine)))
+    check_log_dir(log_dir)
     return chz.replace(config, model=model, renderer=renderer, learning_rate=lr, log_dir=log_dir)
 
 
-#: Settings that may change when a run resumes: they do not change what is computed.
-RESUME_MAY_CHANGE = ("log_dir", "pipeline")
+#: Settings a resumed run may change: where it lives, how it overlaps work, how
+#: long it runs (the schedule then spans the new total) and how often it saves.
+RESUME_MAY_CHANGE = ("log_dir", "pipeline", "max_steps", "save_every")
 
 
 def config_json(config: SLConfig) -> dict[str, Any]:
@@ -211,81 +201,73 @@ class _Step:
 # -- the loop ----------------------------------------------------------------------------------
 
 
+def prepare_data(cfg: SLConfig) -> tuple[Renderer, ConversationDataset, ConversationDataset | None, int]:
+    """Everything checked before a model loads or a file is written: the
+    renderer, both splits (loadable, expressible by the renderer, something to
+    train) and the number of steps."""
+    from cookbook_cli.models import tokenizer_for_model
+    from cookbook_cli.renderers import get_renderer
+
+    assert cfg.model is not None and cfg.renderer is not None
+    renderer = get_renderer(cfg.renderer, tokenizer_for_model(cfg.model, cfg.engine))
+    train_ds, test_ds = cfg.dataset.build(renderer, cfg.batch_size, cfg.max_length, cfg.train_on_what, cfg.seed)
+    for ds in (train_ds, test_ds):
+        if ds is not None:
+            check_renderer_can_express(renderer, ds)
+    total_steps = len(train_ds) * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    if cfg.warmup_steps >= total_steps and cfg.warmup_steps > 0:
+        raise CookbookError(f"warmup_steps={cfg.warmup_steps} is not less than the run's {total_steps} steps; lower warmup_steps")
+    return renderer, train_ds, test_ds, total_steps
+
+
+def check_renderer_can_express(renderer: Renderer, ds: ConversationDataset) -> None:
+    """Tools or thinking in the data that the chat format cannot write fail now,
+    not at the step whose batch holds them."""
+    for row, conv in enumerate(ds.conversations):
+        try:
+            renderer.check_messages(conv.messages, conv.tools or None)
+        except CookbookError as e:
+            raise CookbookError(f"{ds.name} row {row}: {e}") from None
+
+
 def train(
     config: SLConfig,
     if_exists: str = "fail",
     service: ServiceClient | None = None,
     progress: bool | None = None,
     on_log: Callable[[str], None] | None = None,
+    argv: list[str] | None = None,
 ) -> SLResult:
     """Run supervised fine-tuning; returns what happened.
 
     `if_exists`: resume, overwrite, fail or ask (for a log directory that holds a
     run). `service` replaces the engine's client (tests, benchmarks). `progress`:
     True a rich bar, False plain lines, None (default) a bar on a terminal only.
-    `on_log` receives the run's messages (default: print)."""
-    from cookbook_cli.recipes.progress import StepProgress
-    from cookbook_cli.recipes.run_dir import CONFIG, IfExists, open_run_dir, read_jsonl, resolve_if_exists
-    from cookbook_cli.renderers import get_renderer
+    `on_log` receives the run's messages (default: print). `argv`: the command
+    line, quoted back when the run is interrupted."""
+    from cookbook_cli.run.lifecycle import RunSettings, open_run
+    from cookbook_cli.run.progress import StepProgress
 
     cfg = resolve(config)
-    if cfg.engine == "local" and service is None:
-        from cookbook_cli.engines.local.memory import prefer_huge_pages
-
-        prefer_huge_pages()  # before anything allocates with torch
     assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None and cfg.learning_rate is not None
-    log_dir = Path(cfg.log_dir).expanduser()
-    if log_dir.exists() and not log_dir.is_dir():
-        raise CookbookError(f"log directory {str(log_dir)!r} is a file; choose another --log-dir")
-
-    # Data first: bad input fails in a second, before any model loads.
-    renderer = get_renderer(cfg.renderer, tokenizer_for_model(cfg.model))
-    train_ds, test_ds = cfg.dataset.build(renderer, cfg.batch_size, cfg.max_length, cfg.train_on_what, cfg.seed)
+    _renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
     batches_per_epoch = len(train_ds)
-    total_steps = batches_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-
-    cfg_json = config_json(cfg)
-    mode = resolve_if_exists(log_dir, if_exists)
-    if mode is IfExists.RESUME:
-        _check_same_config(log_dir / CONFIG, cfg_json)
-    # The engine first (a missing API key must not leave a half-made run behind).
-    owns_service = service is None
-    service = service or create_service(cfg.engine, log_dir, cfg.engine_options)
-    try:
-        existed = log_dir.exists()
-        fresh = mode is IfExists.OVERWRITE or not (existed and (log_dir / CONFIG).exists())
-        run = open_run_dir(log_dir, mode, cfg_json)
-        say = on_log or (lambda m: print(m, flush=True))
-        start = resume_position(run.resume_from, batches_per_epoch)
-        say(f"Log directory: {run.path.resolve()}")
-        if run.resume_from is not None:
-            say(f"Resuming from checkpoint {run.resume_from.get('name')} (step {start.step} of {total_steps})")
-        if start.step > total_steps:
-            raise CookbookError(
-                f"the last checkpoint in {str(run.path)!r} is at step {start.step}, past this run's {total_steps} steps; "
-                "resume with the same settings or pass --if-exists overwrite"
-            )
-
+    settings = RunSettings("sl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv)
+    with open_run(settings, service, on_log) as run:
+        start = run.start_position(batches_per_epoch, total_steps)
         t_start = time.monotonic()
-        try:
-            client = service.create_lora_training_client(cfg.model, rank=cfg.lora_rank, seed=cfg.seed)
-            if run.resume_from is not None:
-                client.load_state_with_optimizer(run.resume_from["state_path"]).result()
-        except BaseException:
-            if fresh:  # nothing trained: leave no run behind to trip the next attempt
-                _remove_empty_run(run, remove_dir=not existed)
-            raise
-        checkpointer = Checkpointer(run, client)
+        client = run.training_client(cfg.model, cfg.lora_rank, cfg.seed)
+        checkpointer = run.checkpointer
         evaluator = _Evaluator(test_ds)
         result = SLResult(run.path, total_steps, start.step, resumed_from=start.step if run.resume_from else None)
-        earlier = [r for r in read_jsonl(run.metrics_path) if "loss" in r]
-        if earlier:
-            result.first_loss = earlier[0]["loss"]
-        earlier_eval = [r for r in read_jsonl(run.metrics_path) if "test_nll" in r]
-        if earlier_eval:
-            result.first_test_nll = earlier_eval[0]["test_nll"]
+        earlier = run.metrics()
+        losses = [r["loss"] for r in earlier if "loss" in r]
+        evals = [r["test_nll"] for r in earlier if "test_nll" in r]
+        result.first_loss = losses[0] if losses else None
+        result.first_test_nll = evals[0] if evals else None
+        updates = [len(losses)]
 
         def lr_at(step: int) -> float:
             return learning_rate_at(step, total_steps, cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_ratio)
@@ -348,6 +330,10 @@ def train(
             row.update(evaluation)
             run.log_metrics(s.step, row)
             result.metrics.append({"step": s.step, **row})
+            if loss is None:
+                bar.log(f"warning: step {s.step} trained nothing: all {s.stats.skipped} examples of its batch had no trained token within max_length")
+            else:
+                updates[0] += 1
             result.truncated += s.stats.truncated
             if loss is not None:
                 if result.first_loss is None:
@@ -381,6 +367,11 @@ def train(
                     current = prepare(current.step + 1) if current.step + 1 < total_steps else None
             if pending is not None:
                 finish(pending, bar)
+            if updates[0] == 0:
+                raise CookbookError(
+                    f"no step of the run trained anything: every example was skipped (see `skipped` in {run.dir.metrics_path}); "
+                    "raise --max-length or check which messages train_on_what selects"
+                )
 
             # The end: final evaluation, then the final checkpoint (state + sampler weights).
             final = Position.of(total_steps, batches_per_epoch)
@@ -391,48 +382,10 @@ def train(
                 if result.first_test_nll is None:
                     result.first_test_nll = result.final_test_nll
                 bar.log(f"final test_nll={evaluation['test_nll']:.4g}")
-            last = run.checkpoints()[-1] if run.checkpoints() else None
+            last = run.dir.checkpoints()[-1] if run.dir.checkpoints() else None
             if last is not None and last.get("final") and last.get("step") == total_steps:
                 result.final_checkpoint = last
             else:
                 result.final_checkpoint = checkpointer.save(final, final=True)
         result.elapsed = time.monotonic() - t_start
         return result
-    finally:
-        close = getattr(service, "close", None)
-        if owns_service and callable(close):
-            close()  # the engine's worker thread, once its queued work is done
-
-
-def _remove_empty_run(run: RunDir, remove_dir: bool) -> None:
-    from cookbook_cli.recipes.run_dir import CHECKPOINTS, CONFIG, METRICS
-
-    for name in (CONFIG, METRICS, CHECKPOINTS):
-        (run.path / name).unlink(missing_ok=True)
-    if remove_dir:
-        try:
-            run.path.rmdir()
-        except OSError:
-            pass  # something else is in it
-
-
-def _check_same_config(path: Path, cfg_json: dict[str, Any]) -> None:
-    """Resuming with different settings would silently change the data order or
-    the schedule: refuse, naming what differs."""
-    import json
-
-    from cookbook_cli.recipes.run_dir import redact
-
-    if not path.is_file():
-        return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    new = json.loads(json.dumps(redact(cfg_json), default=str))
-    diffs = config_differences(old, new, ignore=RESUME_MAY_CHANGE)
-    if diffs:
-        raise CookbookError(
-            f"log directory {str(path.parent)!r} holds a run with other settings ({'; '.join(diffs[:4])}); "
-            "resume with the same settings, or pass --if-exists overwrite"
-        )

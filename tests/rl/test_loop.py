@@ -14,11 +14,12 @@ from tinker.types import ModelInput
 
 from cookbook_cli import hookimpl
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.recipes.rl import OffPolicyPipeline, RLConfig, train
+from cookbook_cli.recipes.rl import RLConfig, train
+from cookbook_cli.rl.sampler import OffPolicyPipeline
 from cookbook_cli.rl.first_token import FirstTokenBuilder
 from cookbook_cli.rl.problem_env import SeededProblemDataset
 from cookbook_cli.rl.rollouts import NonFiniteRewardError
-from cookbook_cli.rl.standin import StandInService
+from cookbook_cli.engines.standin import StandInService
 from cookbook_cli.rl.types import Env, EnvContext, EnvGroupBuilder, RLDataset, RLDatasetBuilder, StepResult
 
 

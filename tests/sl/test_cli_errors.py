@@ -84,6 +84,7 @@ def test_existing_run_without_if_exists_names_the_flags(tmp_path, good):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"engine": "local"}))
+    (run / "cookbook-run.json").write_text(json.dumps({"format": "cookbook-run/1", "entries": ["config.json"]}))
     fails(["--dataset", str(good), "--log-dir", str(run)], "already holds a run", "--if-exists resume", "--if-exists overwrite")
 
 

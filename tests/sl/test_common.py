@@ -6,16 +6,10 @@ from __future__ import annotations
 import pytest
 
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.recipes.common import (
-    Checkpointer,
-    Position,
-    config_differences,
-    config_to_json,
-    create_service,
-    make_config,
-    resolve_model_and_renderer,
-    resume_position,
-)
+from cookbook_cli.config import config_differences, config_to_json, make_config
+from cookbook_cli.engines import create_service_for_run
+from cookbook_cli.models import resolve_model_and_renderer
+from cookbook_cli.run.checkpoints import Checkpointer, Position, resume_position
 from cookbook_cli.recipes.sl import SLConfig
 
 
@@ -62,10 +56,11 @@ def test_resume_position_checks_the_record_against_the_data():
 
 
 def test_checkpointer_records_only_completed_saves(tmp_path):
-    from cookbook_cli.recipes.run_dir import open_run_dir
-    from cookbook_cli.recipes.standin import StandInService
+    from cookbook_cli.engines.standin import StandInService
+    from cookbook_cli.run.directory import RunDir
 
-    run = open_run_dir(tmp_path / "run", "fail", {})
+    (tmp_path / "run").mkdir()
+    run = RunDir(tmp_path / "run")
     client = StandInService(latency=0.0).create_lora_training_client("m")
     checkpointer = Checkpointer(run, client)
     pending = checkpointer.submit(Position(5, 1, 2))
@@ -77,7 +72,7 @@ def test_checkpointer_records_only_completed_saves(tmp_path):
 
 
 def test_create_service_gives_the_local_engine_the_run_directory(tmp_path):
-    service = create_service("local", tmp_path / "run")
+    service = create_service_for_run("local", tmp_path / "run")
     try:
         assert service.checkpoint_dir == (tmp_path / "run").resolve()
     finally:

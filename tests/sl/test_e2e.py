@@ -65,10 +65,10 @@ def test_the_log_directory_holds_config_metrics_and_checkpoints(reference):
         assert {"step", "loss", "lr", "tokens", "tokens_per_s", "step_time"} <= set(row)
     ckpts = rows(log_dir, "checkpoints.jsonl")
     assert [(c["step"], c["epoch"], c["batch"]) for c in ckpts] == [(3, 0, 3), (6, 0, 6), (8, 0, 8)]
-    for c in ckpts:
-        assert (Path(c["state_path"]) / "weights.safetensors").is_file()
-        assert Path(c["state_path"]).parent == log_dir / "weights"
-    assert Path(ckpts[-1]["sampler_path"]).is_dir() and ckpts[-1]["final"]
+    for c in ckpts:  # paths relative to the run directory, so a copied run finds its own
+        assert (log_dir / c["state_path"] / "weights.safetensors").is_file()
+        assert Path(c["state_path"]).parent == Path("weights")
+    assert (log_dir / ckpts[-1]["sampler_path"]).is_dir() and ckpts[-1]["final"]
 
 
 def test_runs_show_and_plot(reference, tmp_path):
@@ -97,7 +97,7 @@ _c.save_tensors = save_tensors
 
 KILL_BEFORE_CHECKPOINT_RECORD = """
 import os, signal
-from cookbook_cli.recipes import run_dir as _r
+from cookbook_cli.run import directory as _r
 _record = _r.RunDir.record_checkpoint
 def record_checkpoint(self, record):
     # the checkpoint folder is complete and renamed into place, but not yet recorded

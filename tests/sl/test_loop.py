@@ -11,9 +11,9 @@ import pytest
 from sl_helpers import conv, write_jsonl
 
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.recipes.common import learning_rate_at
+from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.recipes.sl import SLConfig, train
-from cookbook_cli.recipes.standin import StandInService
+from cookbook_cli.engines.standin import StandInService
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.recipes.common import learning_rate_at
+from cookbook_cli.optim import learning_rate_at
 
 
 def lrs(schedule: str, total: int = 10, warmup: int = 0, min_ratio: float = 0.0) -> list[float]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.recipes.run_dir import CHECKPOINTS, CONFIG, METRICS, read_jsonl
+from cookbook_cli.run.files import CHECKPOINTS, CONFIG, METRICS, read_jsonl
 
 #: Config fields shown first in a summary, when present.
 SUMMARY_KEYS = (

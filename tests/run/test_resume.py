@@ -1,0 +1,196 @@
+"""Resume through the shared run lifecycle, on the local engine, in real
+processes: a run killed (-9) or interrupted (Ctrl-C, SIGTERM) resumes to exactly
+the metrics and final weights of an uninterrupted run, for `train sl` and
+`train rl`; a copied run resumes from its own checkpoints; a damaged newest
+checkpoint falls back to the previous intact one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sl_helpers import REPO, cli_env, run_cli
+
+pytest.importorskip("torch")
+
+TIMING = ("tokens_per_s", "step_time", "elapsed", "time/")
+SL = ["train", "sl", "--renderer", "llama3", "--max-steps", "6", "--batch-size", "4", "--lr", "0.03", "--eval-every", "3",
+      "--save-every", "2", "--max-length", "128"]
+RL = ["train", "rl", "--env", "first_token", "--max-steps", "6", "--save-every", "2", "--group-size", "4", "--groups-per-batch", "4"]
+
+
+def sl_args(log_dir: Path, *extra: str) -> list[str]:
+    return [*SL, "--log-dir", str(log_dir), *extra, "dataset.test_size=8"]
+
+
+def rl_args(log_dir: Path, *extra: str) -> list[str]:
+    return [*RL, "--log-dir", str(log_dir), *extra, "num_groups_to_log=0"]
+
+
+def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
+    path = log_dir / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def untimed(metrics: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in metrics]
+
+
+def final_weights(log_dir: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    (record,) = [c for c in rows(log_dir, "checkpoints.jsonl") if c["final"]]
+    return load_file(str(log_dir / record["state_path"] / "weights.safetensors"))
+
+
+def assert_same_run(got: Path, want: Path) -> None:
+    assert untimed(rows(got)) == untimed(rows(want))
+    a, b = final_weights(got), final_weights(want)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def kill_after_step(step: int) -> str:
+    """A prelude: SIGKILL the process right after metrics.jsonl holds `step`."""
+    return (
+        "import os, signal\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
+        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
+        f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "_d.RunDir.log_metrics = log_metrics\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def sl_reference(tmp_path_factory) -> Path:
+    log_dir = tmp_path_factory.mktemp("sl") / "reference"
+    proc = run_cli(sl_args(log_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return log_dir
+
+
+def test_a_copied_run_resumes_from_its_own_checkpoints(sl_reference, tmp_path):
+    original = tmp_path / "original"
+    proc = run_cli(sl_args(original), prelude=kill_after_step(2))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [c["step"] for c in rows(original, "checkpoints.jsonl")] == [2]
+    copy = tmp_path / "moved" / "copy"
+    shutil.copytree(original, copy)
+    for f in original.rglob("*.safetensors"):  # the original's weights are now garbage
+        f.write_bytes(b"not a checkpoint")
+    proc = run_cli(sl_args(copy, "--if-exists", "resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 6)" in proc.stdout
+    assert "damaged" not in proc.stdout
+    assert_same_run(copy, sl_reference)
+    config = (copy / "config.json").read_text()
+    assert str(original) not in config and str(original) not in (copy / "checkpoints.jsonl").read_text()
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(sl_reference, tmp_path):
+    log_dir = tmp_path / "run"
+    proc = run_cli(sl_args(log_dir), prelude=kill_after_step(4))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2, 4]
+    weights = log_dir / "weights" / "step-000004" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
+    scratch = log_dir / "weights" / ".step-000006.tmp-deadbeef"
+    scratch.mkdir()  # what a write killed half-way leaves
+    proc = run_cli(sl_args(log_dir, "--if-exists", "resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Checkpoint step-000004 is damaged (weights/step-000004/weights.safetensors fails its checksum); trying step-000002" in proc.stdout
+    assert "Resuming from checkpoint step-000002 (step 2 of 6)" in proc.stdout
+    assert not scratch.exists()
+    assert_same_run(log_dir, sl_reference)
+
+
+def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
+    log_dir = tmp_path / "run"
+    proc = run_cli(sl_args(log_dir), prelude=kill_after_step(2))
+    assert proc.returncode == -signal.SIGKILL
+    shutil.rmtree(log_dir / "weights" / "step-000002")
+    proc = run_cli(sl_args(log_dir, "--if-exists", "resume"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "Checkpoint step-000002 is damaged (weights/step-000002/meta.json is missing)" in proc.stdout
+    assert "no intact checkpoint is left" in proc.stderr and "--if-exists overwrite" in proc.stderr
+
+
+def _interrupt(args: list[str], log_dir: Path, sig: int, after_step: int) -> subprocess.CompletedProcess[str]:
+    code = f"import sys\nfrom cookbook_cli.cli.main import main\nsys.argv = ['cookbook', *{args!r}]\nmain()\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not any(r.get("step") == after_step for r in rows(log_dir)):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, sig)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _resume_words(stderr: str) -> list[str]:
+    (line,) = [ln for ln in stderr.splitlines() if ln.startswith("Stopped: ")]
+    words = shlex.split(line.split("Resume with: ", 1)[1])
+    assert words[0] == "cookbook"
+    return words[1:]
+
+
+def test_ctrl_c_says_where_it_stopped_and_the_command_resumes_exactly(sl_reference, tmp_path):
+    log_dir = tmp_path / "run"
+    proc = _interrupt(sl_args(log_dir), log_dir, signal.SIGINT, after_step=2)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Stopped: train sl interrupted after step "), proc.stderr
+    assert " of 6; it resumes from the checkpoint at step 2." in lines[0]
+    words = _resume_words(proc.stderr)
+    assert words[words.index("--log-dir") + 1] == str(log_dir) and words[words.index("--if-exists") + 1] == "resume"
+    resumed = run_cli(words)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(log_dir, sl_reference)
+
+
+@pytest.fixture(scope="module")
+def rl_reference(tmp_path_factory) -> Path:
+    log_dir = tmp_path_factory.mktemp("rl") / "reference"
+    proc = run_cli(rl_args(log_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return log_dir
+
+
+def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_path):
+    log_dir = tmp_path / "run"
+    proc = run_cli(rl_args(log_dir), prelude=kill_after_step(3))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
+    proc = run_cli(rl_args(log_dir, "--if-exists", "resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 6)" in proc.stdout
+    assert [r["step"] for r in rows(log_dir)] == list(range(6))
+    assert_same_run(log_dir, rl_reference)
+
+
+def test_rl_sigterm_stops_in_one_line_and_resumes_exactly(rl_reference, tmp_path):
+    log_dir = tmp_path / "run"
+    proc = _interrupt(rl_args(log_dir), log_dir, signal.SIGTERM, after_step=2)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Stopped: train rl interrupted after step" in proc.stderr
+    resumed = run_cli(_resume_words(proc.stderr))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(log_dir, rl_reference)
+
+
+def test_an_async_rl_run_reproduces_itself(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        proc = run_cli(rl_args(tmp_path / name, "--max-steps-off-policy", "1"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(untimed(rows(tmp_path / name)))
+    assert runs[0] == runs[1]
+    assert max(r["staleness/max"] for r in runs[0]) <= 1
