@@ -74,9 +74,19 @@ def recorder():
         manager.unregister_plugin(name)
 
 
+def _wandb_teardown() -> None:
+    # W&B reads its environment once per process (its setup singleton): reset it
+    # so each test's WANDB_* variables apply.
+    import sys
+
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
+
+
 @pytest.fixture
 def tracker_env(monkeypatch, tmp_path):
     """Trackers offline, with their global state in tmp_path, and no keys."""
+    _wandb_teardown()
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -86,4 +96,5 @@ def tracker_env(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_X_DISABLE_STATS", "true")  # no system-metrics sampler in tests
     for var in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
-    return home
+    yield home
+    _wandb_teardown()
