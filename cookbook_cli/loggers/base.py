@@ -9,7 +9,6 @@ works, and a missing method means the logger ignores that kind of data.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -142,7 +141,3 @@ def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float | int]:
         elif isinstance(v, (int, float)):
             out[key] = v
     return out
-
-
-def is_finite(v: float | int) -> bool:
-    return not isinstance(v, float) or math.isfinite(v)

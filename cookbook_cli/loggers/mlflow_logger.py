@@ -11,13 +11,15 @@ is kept in trackers.json so a resumed cookbook run continues the MLflow run.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import os
 import re
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,36 @@ def _key(k: str) -> str:
     return _BAD_KEY.sub("_", k)[:250]
 
 
+@contextlib.contextmanager
+def _bounded_http(retries: int, timeout: int) -> Iterator[None]:
+    """Fewer HTTP retries than MLflow's default (7, about four minutes when a
+    server is down), so a tracker that is down costs a run seconds, not
+    minutes. Variables the user set are left alone."""
+    chosen = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout)}
+    mine = {k: v for k, v in chosen.items() if k not in os.environ}
+    os.environ.update(mine)
+    try:
+        yield
+    finally:
+        for k in mine:
+            os.environ.pop(k, None)
+
+
+def _in_run(method: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(method)
+    def wrapper(*args: Any) -> None:
+        with _bounded_http(retries=3, timeout=30):
+            method(*args)
+
+    return wrapper
+
+
 class MlflowLogger(Logger):
     def __init__(self, client: Any, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
 
+    @_in_run
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
         from mlflow.entities import Metric
 
@@ -46,18 +73,22 @@ class MlflowLogger(Logger):
         for i in range(0, len(batch), 1000):
             self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
+    @_in_run
     def log_checkpoint(self, record: Mapping[str, Any]) -> None:
         self.client.set_tag(self.run_id, "cookbook.checkpoint", str(record.get("name", "")))
         self.client.set_tag(self.run_id, "cookbook.checkpoint_step", str(record.get("step", "")))
         if record.get("state_path"):
             self.client.set_tag(self.run_id, "cookbook.checkpoint_path", str(record["state_path"]))
 
+    @_in_run
     def log_html(self, name: str, path: Path, step: int) -> None:
         self.client.log_artifact(self.run_id, str(path), "transcripts")
 
+    @_in_run
     def log_image(self, name: str, path: Path, step: int) -> None:
         self.client.log_artifact(self.run_id, str(path), "images")
 
+    @_in_run
     def close(self, status: str = "finished") -> None:
         self.client.set_terminated(self.run_id, "FAILED" if status == FAILED else "KILLED" if status == KILLED else "FINISHED")
 
@@ -81,7 +112,8 @@ def _log_params(client: Any, run_id: str, config: Mapping[str, Any], existing: M
     from mlflow.entities import Param
 
     # Params cannot change once logged: a resumed run adds new ones only (config.json has the rest).
-    params = [Param(k, v) for k, v in ((_key(k), str(v)[:_PARAM_VALUE_MAX]) for k, v in flatten(config, sep=".")) if k not in existing]
+    values = {_key(k): str(v)[:_PARAM_VALUE_MAX] for k, v in flatten(config, sep=".")}  # a dict: keys may clash once cleaned
+    params = [Param(k, v) for k, v in values.items() if k not in existing]
     for i in range(0, len(params), _BATCH):
         client.log_batch(run_id, params=params[i : i + _BATCH])
 
@@ -103,7 +135,7 @@ def open_mlflow(ctx: LoggerContext) -> MlflowLogger:
         artifact_location = (store / "artifacts").resolve().as_uri()
     for noisy in ("alembic", "mlflow.store.db.utils"):  # table creation logs several INFO lines
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _bounded_http(retries=1, timeout=10):
         warnings.simplefilter("ignore")  # SQLAlchemy deprecation warnings from MLflow's own store
         from mlflow.tracking import MlflowClient
 

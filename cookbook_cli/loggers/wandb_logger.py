@@ -40,7 +40,9 @@ class WandbLogger(Logger):
 
     def log_metrics(self, step: int, metrics: Mapping[str, Any]) -> None:
         # NaN and inf are kept: W&B stores them and leaves a gap in the chart.
-        self.run.log(scalar_metrics(metrics), step=step)
+        values = scalar_metrics(metrics)
+        if values:
+            self.run.log(values, step=step)
 
     def log_checkpoint(self, record: Mapping[str, Any]) -> None:
         keep = ("step", "name", "state_path", "sampler_path", "final")

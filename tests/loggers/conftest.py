@@ -94,7 +94,7 @@ def tracker_env(monkeypatch, tmp_path):
         monkeypatch.setenv(var, str(home / var.lower()))
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_X_DISABLE_STATS", "true")  # no system-metrics sampler in tests
-    for var in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+    for var in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
         monkeypatch.delenv(var, raising=False)
     yield home
     _wandb_teardown()

@@ -76,3 +76,21 @@ def test_any_tracking_uri(tracker_env, tmp_path, monkeypatch):
     assert (run.info.run_name, run.info.status) == ("named", "FAILED")
     assert _history(client, run.info.run_id, "loss") == [(0, 0.0), (1, 1.0), (2, 2.0)]
     assert read_state(run_dir)["mlflow"]["state"]["tracking_uri"] == uri
+
+
+def test_a_server_that_is_down_is_one_warning_and_the_others_go_on(tracker_env, tmp_path, recorder):
+    import os
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    warnings: list[str] = []
+    uri = f"http://127.0.0.1:{port}"
+    loggers = open_loggers(["mlflow", "rec"], {"mlflow": {"tracking_uri": uri}}, tmp_path, {}, False, warnings.append)
+    loggers.log_metrics(0, {"loss": 1.0})
+    loggers.close()
+    assert len(warnings) == 1 and warnings[0].startswith("logger 'mlflow' failed to open and was dropped"), warnings
+    assert uri in warnings[0] and "\n" not in warnings[0]
+    assert ("metrics", 0, {"loss": 1.0}) in recorder.calls["rec"]
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the bounded retries were for cookbook's calls only
