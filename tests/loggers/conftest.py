@@ -3,6 +3,7 @@ isolated environment for the trackers (offline, state in tmp_path)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,10 @@ import pytest
 
 from cookbook_cli import hookimpl
 from cookbook_cli.loggers import Logger
+
+
+# Test modules import `needs` from tracker_helpers (pytest runs with --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 class Recorder(Logger):

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tracker_helpers import needs
+
 from cookbook_cli.loggers import open_loggers, read_state
 
-pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'cookbook-cli[mlflow]')")
+needs("mlflow", "sqlalchemy", "alembic", extra="mlflow")
 
 
 def _client(uri: str):

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tracker_helpers import needs
+
 from cookbook_cli.loggers import open_loggers
 
-pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'cookbook-cli[tensorboard]')")
+needs("tensorboard", extra="tensorboard")
 
 
 def accumulate(logdir: Path):

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tracker_helpers import needs
+
 from cookbook_cli.loggers import open_loggers, read_state
 
-pytest.importorskip("wandb", reason="wandb is not installed (pip install 'cookbook-cli[wandb]')")
+needs("wandb", extra="wandb")
 
 SECRET = "sk-test-0123456789abcdef"
 BLOCK = 32768  # W&B's transaction log: LevelDB-style records in 32 KiB blocks after a 7-byte header
@@ -127,7 +129,7 @@ def test_resume_continues_the_same_run_and_logs_each_step_once(tracker_env, tmp_
 
 
 def test_not_logged_in_is_one_warning_and_the_others_go_on(tracker_env, tmp_path, monkeypatch):
-    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'cookbook-cli[tensorboard]')")
+    needs("tensorboard", extra="tensorboard")
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("HOME", str(tracker_env))
