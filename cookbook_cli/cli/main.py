@@ -55,6 +55,7 @@ def _add_groups() -> None:
     app.add_typer(models_cmd.app, name="models")
     app.add_typer(engines_cmd.app, name="engines")
     app.add_typer(losses_cmd.app, name="losses")
+    app.add_typer(__import__("cookbook_cli.cli.loggers_cmd", fromlist=["app"]).app, name="loggers")
     app.add_typer(__import__("cookbook_cli.cli.train_cmd", fromlist=["app"]).app, name="train")
     app.add_typer(__import__("cookbook_cli.cli.runs_cmd", fromlist=["app"]).app, name="runs")
     app.add_typer(__import__("cookbook_cli.cli.datasets_cmd", fromlist=["app"]).app, name="datasets")

@@ -47,3 +47,10 @@ def register_envs(register: Register) -> None:
     from cookbook_cli.rl.registration import register_builtin_envs
 
     register_builtin_envs(register)
+
+
+@hookimpl
+def register_loggers(register: Register) -> None:
+    from cookbook_cli.loggers.registration import register_builtin_loggers
+
+    register_builtin_loggers(register)

@@ -94,9 +94,10 @@ envs: Registry[Any] = Registry("register_envs", "environment", "cookbook envs li
 dataset_builders: Registry[Any] = Registry("register_dataset_builders", "dataset", "cookbook datasets list")
 loss_functions: Registry[Any] = Registry("register_loss_functions", "loss function", "cookbook losses list")
 engines: Registry[Any] = Registry("register_engines", "engine", "cookbook engines list")
+loggers: Registry[Any] = Registry("register_loggers", "logger", "cookbook loggers list")
 
 ALL: dict[str, Registry[Any]] = {
-    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines)
+    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines, loggers)
 }
 
 

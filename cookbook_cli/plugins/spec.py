@@ -58,5 +58,14 @@ def register_engines(register: Register) -> None:
 
 
 @hookspec
+def register_loggers(register: Register) -> None:
+    """Register experiment trackers: `register(name, factory, description,
+    fields={field: help}, requires=("module",), extra="pip extra")`, where
+    `factory(ctx: LoggerContext) -> Logger` (see `cookbook_cli.loggers`);
+    `fields` are the `logger.<name>.<field>=value` options it accepts, and
+    `requires` the modules `cookbook loggers list` checks are installed."""
+
+
+@hookspec
 def register_commands(app: Any) -> None:
     """Add sub-commands to the typer `app`."""
