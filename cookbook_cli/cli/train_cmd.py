@@ -46,6 +46,19 @@ IF_EXISTS = typer.Option(
     None, "--if-exists", help="When --log-dir holds a run: resume, overwrite or fail (default ask on a terminal, else fail)."
 )
 DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config and exit.")
+LOG_TO = typer.Option(
+    None, "--log-to", help="Experiment trackers beside metrics.jsonl, e.g. wandb,tensorboard (`cookbook loggers list`); options as logger.<name>.<field>=value."
+)
+
+
+def trackers(log_to: str | None, words: list[str]) -> tuple[list[str], dict[str, dict[str, str]], list[str]]:
+    """--log-to names, the logger.<name>.<field>=value words, and the remaining config words."""
+    from cookbook_cli.loggers.options import parse_log_to, split_logger_args, validate_logger_names
+
+    rest, options = split_logger_args(words)
+    names = parse_log_to(log_to)
+    validate_logger_names(names, options)
+    return names, options, rest
 
 
 def if_exists_mode(value: str | None) -> str:
@@ -119,6 +132,7 @@ def sl(
     save_every: int = SAVE_EVERY,
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
     if_exists: str = IF_EXISTS,
+    log_to: str = LOG_TO,
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Supervised fine-tuning on conversations.
@@ -145,11 +159,12 @@ def sl(
         "max_steps": max_steps,
         **dataset_options(dataset),
     }
-    config = make_config(SLConfig, options, ctx.args, option_names(ctx))
+    names, logger_options, words = trackers(log_to, ctx.args)
+    config = make_config(SLConfig, options, words, option_names(ctx))
     if dry_run:
         print_dry_run(config_json(resolve(config)))
         return
-    result = train(config, if_exists=mode, argv=sys.argv)
+    result = train(config, if_exists=mode, argv=sys.argv, log_to=names, logger_options=logger_options)
     _summary(result, config)
 
 
@@ -217,6 +232,7 @@ def rl(
     lora_rank: int = typer.Option(None, "--lora-rank", help="LoRA rank; 0 for full fine-tuning (default 32, or the env's suggestion)."),
     save_every: int = SAVE_EVERY,
     if_exists: str = IF_EXISTS,
+    log_to: str = LOG_TO,
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Reinforcement learning on an environment, synchronous or asynchronous (off-policy).
@@ -247,11 +263,12 @@ def rl(
         "lora_rank": lora_rank,
         "save_every": save_every,
     }
-    config = make_config(RLConfig, options, ctx.args, option_names(ctx))
+    names, logger_options, words = trackers(log_to, ctx.args)
+    config = make_config(RLConfig, options, words, option_names(ctx))
     if dry_run:
         print_dry_run(config_json(resolve(config)))
         return
-    result = train(config, if_exists=mode, argv=sys.argv)
+    result = train(config, if_exists=mode, argv=sys.argv, log_to=names, logger_options=logger_options)
     rewards = result.rewards()
     mode_text = "synchronous" if config.max_steps_off_policy == 0 else f"asynchronous, <= {config.max_steps_off_policy} steps off-policy"
     typer.echo(f"Done: {result.steps_done - result.start_step} steps in {result.elapsed:.0f}s ({mode_text})")

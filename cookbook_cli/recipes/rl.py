@@ -25,6 +25,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,6 +179,8 @@ def train(
     progress: bool | None = None,
     on_log: Any = None,
     argv: list[str] | None = None,
+    log_to: Sequence[str] = (),
+    logger_options: Mapping[str, Mapping[str, str]] | None = None,
 ) -> RLResult:
     """Run RL as configured: the library entry point of `cookbook train rl`.
 
@@ -186,8 +189,9 @@ def train(
     `cookbook_cli.engines.standin.StandInService`). `progress`: True a rich bar,
     False plain lines, None a bar on a terminal only. `on_log` receives the
     run's messages (default: print). `argv`: the command line, quoted back when
-    the run is interrupted."""
-    return asyncio.run(train_async(config, if_exists, service, progress, on_log, argv))
+    the run is interrupted. `log_to` / `logger_options`: experiment trackers
+    beside metrics.jsonl (`cookbook loggers list`)."""
+    return asyncio.run(train_async(config, if_exists, service, progress, on_log, argv, log_to, logger_options))
 
 
 async def train_async(
@@ -197,6 +201,8 @@ async def train_async(
     progress: bool | None = None,
     on_log: Any = None,
     argv: list[str] | None = None,
+    log_to: Sequence[str] = (),
+    logger_options: Mapping[str, Mapping[str, str]] | None = None,
 ) -> RLResult:
     from cookbook_cli.models import tokenizer_for_model
     from cookbook_cli.renderers import get_renderer
@@ -221,7 +227,7 @@ async def train_async(
         raise CookbookError(f"env {name!r} made an empty dataset; check its options (cookbook envs list)")
     total_steps = len(dataset) if cfg.max_steps is None else min(cfg.max_steps, len(dataset))
 
-    settings = RunSettings("rl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv)
+    settings = RunSettings("rl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {})
     with open_run(settings, service, on_log) as run:
         start = run.start_position(len(dataset), total_steps)
         t_start = time.monotonic()
@@ -383,7 +389,9 @@ class _Loop:
             i = next(i for i, bg in enumerate(batch.groups) if bg is g)
             extra.append({"sampled_at_version": batch.versions[i], "staleness": batch.step - batch.versions[i]})
         text = render_groups(groups[:n], advantages[:n], self.tokenizer, f"{self.name}: step {batch.step}", extra)
-        write_transcript(self.run.subdir("transcripts") / f"step_{batch.step:06d}.html", text)
+        path = self.run.subdir("transcripts") / f"step_{batch.step:06d}.html"
+        write_transcript(path, text)
+        self.run.log_html("transcripts", path, batch.step)
 
     async def checkpoint(self, step: int, final: bool) -> dict[str, Any]:
         """Save the state (and, at the end, sampler weights) without blocking the

@@ -24,7 +24,7 @@ recomputed, so each step appears exactly once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,6 +239,8 @@ def train(
     progress: bool | None = None,
     on_log: Callable[[str], None] | None = None,
     argv: list[str] | None = None,
+    log_to: Sequence[str] = (),
+    logger_options: Mapping[str, Mapping[str, str]] | None = None,
 ) -> SLResult:
     """Run supervised fine-tuning; returns what happened.
 
@@ -246,7 +248,8 @@ def train(
     run). `service` replaces the engine's client (tests, benchmarks). `progress`:
     True a rich bar, False plain lines, None (default) a bar on a terminal only.
     `on_log` receives the run's messages (default: print). `argv`: the command
-    line, quoted back when the run is interrupted."""
+    line, quoted back when the run is interrupted. `log_to` / `logger_options`:
+    experiment trackers beside metrics.jsonl (`cookbook loggers list`)."""
     from cookbook_cli.run.lifecycle import RunSettings, open_run
     from cookbook_cli.run.progress import StepProgress
 
@@ -254,7 +257,7 @@ def train(
     assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None and cfg.learning_rate is not None
     _renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
     batches_per_epoch = len(train_ds)
-    settings = RunSettings("sl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv)
+    settings = RunSettings("sl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {})
     with open_run(settings, service, on_log) as run:
         start = run.start_position(batches_per_epoch, total_steps)
         t_start = time.monotonic()

@@ -74,6 +74,17 @@ class RunSettings:
     if_exists: str = "fail"
     resume_may_change: Sequence[str] = ("log_dir",)  # config fields a resumed run may change
     argv: Sequence[str] | None = None  # the command line, to say how to resume
+    log_to: Sequence[str] = ()  # experiment trackers beside metrics.jsonl (cookbook loggers list)
+    logger_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # logger.<name>.<field>=value
+
+    def stored_config(self) -> dict[str, Any]:
+        """config.json: the recipe's config, and the trackers (which a resumed run may change)."""
+        from cookbook_cli.loggers.options import redact_options
+
+        out = dict(self.config)
+        if self.log_to:
+            out["loggers"] = {"names": list(self.log_to), "options": redact_options(self.logger_options)}
+        return out
 
 
 class Run:
@@ -93,6 +104,7 @@ class Run:
         self.last_checkpoint_step: int | None = int(resume_from["step"]) if resume_from else None
         self._client: Any = None
         self._checkpointer: Checkpointer | None = None
+        self.loggers: Any = None  # cookbook_cli.loggers.Loggers, opened by open_run
 
     # -- training client -----------------------------------------------------------------------
     def training_client(self, model: str, rank: int, seed: int) -> TrainingClient:
@@ -135,6 +147,8 @@ class Run:
 
     def _recorded(self, record: dict[str, Any]) -> None:
         self.last_checkpoint_step = int(record["step"])
+        if self.loggers is not None:
+            self.loggers.log_checkpoint(record)
 
     # -- the loop's bookkeeping ------------------------------------------------------------------
     def start_position(self, batches_per_epoch: int, total_steps: int | None = None) -> Position:
@@ -154,9 +168,17 @@ class Run:
         return start
 
     def log_metrics(self, step: int, row: dict[str, Any]) -> None:
+        """One row of metrics.jsonl (the source of truth), then the trackers."""
         self.dir.log_metrics(step, row)
         if not row.get("final"):
             self.last_step_logged = step
+        if self.loggers is not None:
+            self.loggers.log_metrics(step, row)
+
+    def log_html(self, name: str, path: Path, step: int) -> None:
+        """An HTML transcript written under the run, shown by trackers that can."""
+        if self.loggers is not None:
+            self.loggers.log_html(name, path, step)
 
     def metrics(self) -> list[dict[str, Any]]:
         return self.dir.metrics()
@@ -289,11 +311,14 @@ def open_run(
     """Open (create, resume or overwrite) a run directory for a recipe; see the module docstring."""
     from cookbook_cli.engines import create_service_for_run
 
+    from cookbook_cli.loggers.options import validate_logger_names
+
     say = on_log or (lambda m: print(m, flush=True))
     path = check_log_dir(settings.log_dir)
+    validate_logger_names(settings.log_to, settings.logger_options)
     mode = decide(path, settings.if_exists)
     if mode is IfExists.RESUME and is_run(path):
-        check_same_config(path, settings.config, settings.resume_may_change)
+        check_same_config(path, settings.stored_config(), (*settings.resume_may_change, "loggers"))
 
     owns_service = service is None
     if owns_service:
@@ -301,6 +326,7 @@ def open_run(
     created = not path.exists()
     lock = RunLock(path / LOCK)
     run: Run | None = None
+    error: BaseException | None = None
     restore_sigterm = _sigterm_as_interrupt()
     try:
         try:
@@ -318,14 +344,23 @@ def open_run(
         if not fresh:
             keep_before = resume_from["step"] if resume_from else 0
             rewrite_jsonl(directory.metrics_path, [r for r in read_jsonl(directory.metrics_path) if r.get("step", 0) < keep_before])
-        write_json_atomic(path / CONFIG, redact(dict(settings.config)))
+        stored = redact(settings.stored_config())
+        write_json_atomic(path / CONFIG, stored)
         run = Run(settings, directory, service, resume_from, fresh, say)
+        run.loggers = _open_loggers(settings, directory, stored, resuming=not fresh, say=say)
         try:
             yield run
-        except (KeyboardInterrupt, asyncio.CancelledError):
+        except (KeyboardInterrupt, asyncio.CancelledError) as e:
+            error = e
             raise RunInterrupted(_interrupted_message(run)) from None
+        except BaseException as e:
+            error = e
+            raise
     finally:
         restore_sigterm()
+        if run is not None and run.loggers is not None:
+            run.loggers.close(error)
+            directory.claim(*(p.parts[0] for p in run.loggers.written_paths()))
         try:
             if owns_service and callable(getattr(service, "close", None)):
                 service.close()  # the engine's worker thread, once its queued work is done
@@ -335,6 +370,14 @@ def open_run(
             elif run is None and created:
                 _remove_run(RunDir(path), remove_folder=True)
             lock.release()
+
+
+def _open_loggers(settings: RunSettings, directory: RunDir, config: Mapping[str, Any], resuming: bool, say: Callable[[str], None]) -> Any:
+    from cookbook_cli.loggers import open_loggers
+
+    loggers = open_loggers(settings.log_to, settings.logger_options, directory.path, config, resuming, warn=say)
+    directory.claim(*(p.parts[0] for p in loggers.written_paths()))
+    return loggers
 
 
 def _recorded_nothing(directory: RunDir) -> bool:
