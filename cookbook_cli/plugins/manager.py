@@ -16,6 +16,7 @@ distribution and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 import pluggy
 
+from cookbook_cli.errors import CookbookError
 from cookbook_cli.plugins import spec
 
 ENTRY_POINT_GROUP = "cookbook"
@@ -107,11 +109,18 @@ def _allowed() -> set[str] | None:
     return {_normalize(n) for n in raw.split(",") if n.strip()}
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def describe_exception(e: BaseException) -> str:
     """One line for an exception raised by plugin code."""
     if isinstance(e, SystemExit):
         return f"it called sys.exit({e.code!r})" if e.code is not None else "it called sys.exit()"
     text = str(e)
+    if isinstance(e, CookbookError):  # core's own message about what the plugin did
+        return _one_line(text)
     return _one_line(f"{type(e).__name__}: {text}" if text else type(e).__name__)
 
 
@@ -139,16 +148,19 @@ def load() -> pluggy.PluginManager:
         BUILTIN_PLUGIN_NAME, BUILTIN_PLUGIN_NAME, __version__, builtin=True, modules=DEFAULT_PLUGINS
     )
     allowed = _allowed()
+    installed: set[str] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else ep.name
         version = ep.dist.version if ep.dist is not None else "?"
+        installed |= {_normalize(dist), _normalize(ep.name)}
         if allowed is not None and _normalize(dist) not in allowed and _normalize(ep.name) not in allowed:
             continue
         plugin_name = dist if ep.name in (dist, _normalize(dist)) else f"{dist}:{ep.name}"
         if _state.pm.get_plugin(plugin_name) is not None:
             continue  # the same distribution seen twice on sys.path
         try:
-            obj = ep.load()
+            with contextlib.redirect_stdout(sys.stderr):  # a chatty plugin must not corrupt --json output
+                obj = ep.load()
             _state.pm.register(obj, name=plugin_name)
         except KeyboardInterrupt:
             raise
@@ -157,6 +169,11 @@ def load() -> pluggy.PluginManager:
             continue
         _state.infos[plugin_name] = PluginInfo(plugin_name, dist, version)
         _state.owner[plugin_name] = plugin_name
+    for name in sorted((allowed or set()) - installed):
+        _warn(
+            f"COOKBOOK_LOAD_PLUGINS names {name!r}, which no installed distribution provides "
+            "(`pip install` it, or see `cookbook plugins list` with COOKBOOK_LOAD_PLUGINS unset)"
+        )
     check_pending()
     return _state.pm
 
@@ -208,12 +225,19 @@ def call_impl(impl: Any, hook: str, kwargs: Mapping[str, Any]) -> tuple[bool, An
         _report(PluginLoadError(plugin, impl.plugin_name, "a hook wrapper cannot register anything: drop wrapper=True", hook))
         return False, None
     try:
-        return True, impl.function(*[kwargs[a] for a in impl.argnames])
+        with contextlib.redirect_stdout(sys.stderr):  # a chatty plugin must not corrupt --json output
+            result = impl.function(*[kwargs[a] for a in impl.argnames])
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - a broken plugin is reported and skipped
         _report(PluginLoadError(plugin, impl.plugin_name, describe_exception(e), hook))
         return False, None
+    if result is not None:
+        warn(
+            f"plugin {plugin!r}: its {hook} returned {type(result).__name__} {_short(result)}, which is ignored; "
+            "hooks register through their `register` (or `app`) argument"
+        )
+    return True, result
 
 
 def register_plugin(obj: Any, name: str | None = None) -> str:

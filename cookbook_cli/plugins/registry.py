@@ -41,7 +41,9 @@ class Registry(Generic[T]):
     entry registered without `kind=` (see `get(name, kinds=...)`).
     `callable_obj`: registered objects must be callable (factories, classes,
     functions), except entries marked `builtin=True`, which an engine computes
-    from the name (its own losses)."""
+    from the name (its own losses). `attrs`: attributes a registered object
+    must have, `expects` says what to register instead (so this module need not
+    import the feature class)."""
 
     def __init__(
         self,
@@ -51,6 +53,8 @@ class Registry(Generic[T]):
         *,
         default_kind: str = "",
         callable_obj: bool = True,
+        attrs: tuple[str, ...] = (),
+        expects: str = "",
         hook_args: Mapping[str, Any] | None = None,
     ) -> None:
         self.hook = hook
@@ -58,6 +62,8 @@ class Registry(Generic[T]):
         self.list_command = list_command
         self.default_kind = default_kind
         self.callable_obj = callable_obj
+        self.attrs = attrs
+        self.expects = expects
         self.hook_args = dict(hook_args or {})
         self._entries: dict[str, Entry[T]] | None = None
 
@@ -72,6 +78,12 @@ class Registry(Generic[T]):
             )
         if self.callable_obj and not callable(obj) and not extra.get("builtin"):
             raise CookbookError(f"{self.kind} {name!r} is registered with {obj!r}, which is not callable")
+        missing = [a for a in self.attrs if not hasattr(obj, a)]
+        if missing:
+            raise CookbookError(
+                f"{self.kind} {name!r} is registered with {obj!r}, which has no {', '.join(missing)}"
+                + (f": register {self.expects}" if self.expects else "")
+            )
         if not isinstance(description, str):
             raise CookbookError(f"{self.kind} {name!r}: the description must be a string, got {description!r}")
 
@@ -141,7 +153,16 @@ class Registry(Generic[T]):
 
 
 renderers: Registry[Any] = Registry("register_renderers", "renderer", "cookbook renderers list")
-models: Registry[Any] = Registry("register_models", "model family", "cookbook models list", callable_obj=False)
+models: Registry[Any] = Registry(
+    "register_models",
+    "model family",
+    "cookbook models list",
+    callable_obj=False,
+    # what core reads of a family
+    attrs=("renderer", "patterns", "tokenizer", "models", "other_renderers", "chat", "context_length",
+           "base_renderer", "base_patterns"),
+    expects="a cookbook_cli.models.ModelFamily",
+)
 envs: Registry[Any] = Registry("register_envs", "environment", "cookbook envs list")
 dataset_builders: Registry[Any] = Registry(
     "register_dataset_builders", "dataset", "cookbook datasets list", default_kind="supervised"
