@@ -14,17 +14,31 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 SHARED_TOKENIZERS = Path(__file__).resolve().parent.parent / "shared" / "tokenizers"
+# The families tests read, each with the files they read.
+SHARED_FAMILIES = ("llama3", "qwen3", "gpt_oss", "deepseek_v3")
+SHARED_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+def missing_shared_files(root: Path = SHARED_TOKENIZERS) -> list[str]:
+    """The family folders and files under `root` that the tests need and that are absent."""
+    if not root.is_dir():
+        return [str(root)]
+    return [str(root / fam / f) for fam in SHARED_FAMILIES for f in SHARED_FILES if not (root / fam / f).is_file()]
 
 
 @pytest.fixture(scope="session")
 def shared_tokenizers() -> Path:
-    """`../shared/tokenizers`: real tokenizers and chat templates (the renderer oracle).
+    """`../shared/tokenizers`: real tokenizers and chat templates (the renderer oracle),
+    one folder per family in SHARED_FAMILIES.
 
-    In CI (CI=true) a missing directory is a failure, never a silent skip."""
-    if not SHARED_TOKENIZERS.is_dir():
+    In CI (CI=true, which scripts/test.sh sets) anything missing is a failure,
+    never a silent skip."""
+    missing = missing_shared_files()
+    if missing:
+        what = f"missing: {', '.join(missing)}"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"fixture directory {SHARED_TOKENIZERS} is missing in CI")
-        pytest.skip(f"{SHARED_TOKENIZERS} not present")
+            pytest.fail(f"shared tokenizer fixtures are incomplete in CI; {what}", pytrace=False)
+        pytest.skip(f"shared tokenizer fixtures {what}")
     return SHARED_TOKENIZERS
 
 
@@ -39,3 +53,57 @@ def load_only(monkeypatch):
 
     yield _load
     manager.reset()
+
+
+class FakePlugins:
+    """Installed-looking plugin distributions in one folder on sys.path (a module
+    and a dist-info with a `cookbook` entry point each); `run` starts the CLI in a
+    subprocess that sees them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.names: list[str] = []
+        self.modules: list[str] = []
+
+    def add(self, dist: str, body: str, module: str | None = None, entry_point: str | None = None) -> str:
+        import textwrap
+
+        module = module or dist.replace("-", "_") + "_mod"
+        (self.root / f"{module}.py").write_text(textwrap.dedent(body), encoding="utf-8")
+        info = self.root / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n", encoding="utf-8")
+        (info / "entry_points.txt").write_text(f"[cookbook]\n{dist} = {entry_point or module}\n", encoding="utf-8")
+        self.names.append(dist)
+        self.modules.append(module)
+        return dist
+
+    def run(self, *args: str, load: str | None = None, input: str | None = None, **env: str):  # type: ignore[no-untyped-def]
+        """`cookbook ARGS` with these plugins loadable (by default all of them)."""
+        import subprocess
+        import sys
+
+        full_env = {
+            **os.environ,
+            "COOKBOOK_LOAD_PLUGINS": ",".join(self.names) if load is None else load,
+            "PYTHONPATH": os.pathsep.join([str(self.root), os.environ.get("PYTHONPATH", "")]),
+            **env,
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "cookbook_cli", *args], capture_output=True, text=True, env=full_env, input=input, timeout=120
+        )
+
+
+@pytest.fixture
+def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Write fake installed plugins with `fake_plugins.add(dist, module_source)`;
+    load them in-process with `load_only(...)`, or run the CLI with `.run(...)`."""
+    import sys
+
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    fakes = FakePlugins(root)
+    yield fakes
+    for module in fakes.modules:  # the next test's module of the same name is a new one
+        sys.modules.pop(module, None)

@@ -32,7 +32,7 @@ def unknown_name_message(kind: str, name: str, valid: list[str], hint: str = "")
     parts = [f"unknown {kind} {name!r}."]
     if close:
         parts.append("Did you mean " + " or ".join(repr(c) for c in close) + "?")
-    parts.append(f"Valid {kind}s: {', '.join(valid) if valid else '(none registered)'}.")
+    parts.append(f"Valid {plural(kind)}: {', '.join(valid) if valid else '(none registered)'}.")
     if hint:
         parts.append(hint)
     return " ".join(parts)
@@ -43,3 +43,8 @@ class RunInterrupted(CookbookError):
 
     label = "Stopped"
     exit_code = 130
+
+
+def plural(noun: str) -> str:
+    """'dataset' -> 'datasets', 'model family' -> 'model families'."""
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"

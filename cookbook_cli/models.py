@@ -1,17 +1,24 @@
 """Model families: which renderer and tokenizer a model name goes with.
 
 Plugins register a `ModelFamily` through `register_models`; `model_info(name)`
-answers for a family name or any model name matching a family's patterns.
+answers for a family name or any model name matching a family's patterns. A
+name is *known* when it is a family name, a model some family lists, or a model
+folder here (a directory, or an entry of the Hugging Face cache); any other name
+that matches a family's patterns (a new fine-tune, or a typo) gets the family's
+defaults, marked unknown with the closest known model.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import os
 from dataclasses import dataclass, field
 from typing import Any
+from pathlib import Path
 
 from cookbook_cli.errors import UnknownNameError
-from cookbook_cli.plugins.spec import Register
+from cookbook_cli.plugins.spec import Register, hookimpl
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class ModelInfo:
     chat: bool
     context_length: int | None
     other_renderers: tuple[str, ...]
+    known: bool = True  # see the module docstring
+    closest: str | None = None  # for an unknown name: the closest known model, if any is close
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -46,11 +55,40 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
 
 
+def _hf_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
+
+
+def is_local_model(name: str) -> bool:
+    """A model folder, or a model in the Hugging Face cache (no network)."""
+    try:
+        return Path(name).expanduser().is_dir() or (_hf_cache_dir() / f"models--{name.replace('/', '--')}").is_dir()
+    except OSError:  # a name too long for a path, say
+        return False
+
+
+def closest_model(name: str, candidates: list[str]) -> str | None:
+    """The candidate closest to `name`, comparing whole names and the parts after
+    the organisation (so 'Llama-3.1-8B-Instrct' finds 'meta-llama/Llama-3.1-8B-Instruct')."""
+
+    def score(candidate: str) -> float:
+        a, b = name.lower(), candidate.lower()
+        whole = difflib.SequenceMatcher(None, a, b).ratio()
+        return max(whole, difflib.SequenceMatcher(None, a.rsplit("/", 1)[-1], b.rsplit("/", 1)[-1]).ratio())
+
+    best = max(candidates, key=score, default=None)
+    return best if best is not None and score(best) >= 0.6 else None
+
+
 def model_info(name: str) -> ModelInfo:
     """Family, recommended renderer and tokenizer source of a model or family name."""
     from cookbook_cli.plugins import registry
 
     entries = registry.models.entries()
+    listed = [m for e in entries.values() for m in e.obj.models]
     for fam_name, entry in entries.items():
         fam: ModelFamily = entry.obj
         is_family = name == fam_name
@@ -58,6 +96,7 @@ def model_info(name: str) -> ModelInfo:
             base = (not is_family) and bool(fam.base_patterns) and _matches(name, fam.base_patterns)
             renderer = fam.base_renderer if base and fam.base_renderer else fam.renderer
             model_name = fam.models[0] if is_family and fam.models else name
+            known = is_family or name.lower() in {m.lower() for m in listed} or is_local_model(name)
             return ModelInfo(
                 name=model_name,
                 family=fam_name,
@@ -67,9 +106,10 @@ def model_info(name: str) -> ModelInfo:
                 chat=fam.chat and not base,
                 context_length=fam.context_length,
                 other_renderers=tuple(r for r in (fam.renderer, *fam.other_renderers) if r != renderer),
+                known=known,
+                closest=None if known else closest_model(name, list(fam.models) or listed),
             )
-    known = list(entries) + [m for e in entries.values() for m in e.obj.models]
-    raise UnknownNameError("model", name, known, "Run `cookbook models list` to see the known families.")
+    raise UnknownNameError("model", name, list(entries) + listed, "Run `cookbook models list` to see the known families.")
 
 
 def tokenizer_for_renderer(renderer: str) -> str:
@@ -192,6 +232,7 @@ def default_learning_rate(model: str, engine: str, lora_rank: int) -> float:
     return 2e-4 if lora_rank > 0 else 2e-5
 
 
+@hookimpl(specname="register_models")
 def register_builtin_models(register: Register) -> None:
     register(
         "llama3",

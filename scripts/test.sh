@@ -1,13 +1,36 @@
 #!/usr/bin/env bash
-# Install cookbook with every extra and the first-party plugin packages, then run all tests.
+# The README's test command. Installs torch==2.13.0, cookbook with every extra
+# (local, dev, plot, trackers) and the first-party plugin packages (plugins/*, examples/*)
+# into the Python environment it runs in (use a fresh venv: see .ci/run), then
+# runs pytest under coverage, subprocesses included, and prints the total
+# coverage. Arguments go to pytest (e.g. `bash scripts/test.sh -x tests/sl`).
+#
+# CI=true is exported unless the caller sets CI, so that tests needing
+# ../shared fail instead of skipping when it is missing or incomplete: opt out
+# with `CI=false bash scripts/test.sh`. COOKBOOK_COVERAGE=0 runs pytest alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CI="${CI:-true}"
 python -m pip install -q torch==2.13.0
 plugin_args=()
 for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done
 for p in examples/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done
 # Core first: pip 23's resolver does not match a plugin's `cookbook-cli`
 # requirement to an editable install with extras given in the same call.
-python -m pip install -q -e ".[local,dev,plot]"
+python -m pip install -q -e ".[local,dev,plot,trackers]"
 python -m pip install -q "${plugin_args[@]}"
-python -m pytest -q "$@"
+if [ "${COOKBOOK_COVERAGE:-1}" = 0 ]; then
+    exec python -m pytest -q "$@"
+fi
+# [tool.coverage] in pyproject.toml: what is measured, and `patch = subprocess`,
+# which measures every Python subprocess the tests start (the CLI tests' too).
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+python -m coverage erase
+status=0
+python -m coverage run -m pytest -q "$@" 2>&1 | tee "$log" || status=${PIPESTATUS[0]}
+python -m coverage combine -q >/dev/null 2>&1 || true
+total="$(python -m coverage report --format=total 2>/dev/null || echo '?')"
+echo "coverage: ${total}% of the lines of cookbook_cli and the first-party plugins (subprocesses included; coverage report -m for the misses)"
+tail -n 1 "$log"  # pytest's closing line last, where CI reads it
+exit "$status"

@@ -27,4 +27,5 @@ def list_envs(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
         "Environments",
         ["name", "plugin", "description", "options (defaults)"],
         [[str(r["name"]), str(r["plugin"]), str(r["description"]), _options(r["options"])] for r in rows],
+        wrap=("description", "options (defaults)"),
     )

@@ -34,4 +34,5 @@ def list_losses(as_json: bool = typer.Option(False, "--json", help="Print JSON."
             [r["name"], r["kind"], r["plugin"], ", ".join(f"{k}={v}" for k, v in r.get("config", {}).items()), r["description"]]
             for r in rows
         ],
+        wrap=("config", "description"),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -62,13 +62,38 @@ def _add_groups() -> None:
     app.add_typer(__import__("cookbook_cli.cli.envs_cmd", fromlist=["app"]).app, name="envs")
 
 
+def _command_names(commands: list[Any], groups: list[Any]) -> list[str]:
+    """The names typer gives registered commands and groups."""
+    from typer.main import get_command_name
+
+    names = [c.name or get_command_name(c.callback.__name__) for c in commands]
+    return names + [g.name or g.typer_instance.info.name or "" for g in groups]
+
+
 def _add_plugin_commands() -> None:
+    """Each plugin's `register_commands` in turn. One that fails, or that would
+    replace a command already there, is reported by distribution and its
+    commands are dropped; the others' stay."""
     from cookbook_cli.plugins import manager
 
-    try:
-        manager.load().hook.register_commands(app=app)
-    except Exception as e:  # noqa: BLE001 - a broken plugin must not break the CLI
-        print(f"Warning: a plugin failed to add commands and was skipped: {type(e).__name__}: {e}", file=sys.stderr)
+    for impl in manager.hook_impls("register_commands"):
+        n_commands, n_groups = len(app.registered_commands), len(app.registered_groups)
+        ok, _ = manager.call_impl(impl, "register_commands", {"app": app})
+        added = _command_names(app.registered_commands[n_commands:], app.registered_groups[n_groups:])
+        taken = set(_command_names(app.registered_commands[:n_commands], app.registered_groups[:n_groups]))
+        clash = sorted(n for n in added if n in taken)
+        if ok and clash:
+            manager.record_error(
+                manager.PluginLoadError(
+                    manager.distribution(impl.plugin_name),
+                    impl.plugin_name,
+                    f"it adds command(s) {', '.join(clash)}, which already exist",
+                    "register_commands",
+                )
+            )
+        if not ok or clash:
+            del app.registered_commands[n_commands:]
+            del app.registered_groups[n_groups:]
 
 
 _add_groups()

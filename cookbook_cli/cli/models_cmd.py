@@ -37,10 +37,15 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 
 @app.command("info")
 def info(
-    name: str = typer.Argument(..., help="A model name (e.g. meta-llama/Llama-3.2-1B-Instruct) or family."),
+    name: str = typer.Argument(..., help="A model name (e.g. meta-llama/Llama-3.2-1B-Instruct), a model folder, or a family."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Family, recommended renderer and tokenizer source of a model."""
+    """Family, recommended renderer and tokenizer source of a model.
+
+    A name that no family lists and that is no model folder here (a typo, or a
+    new fine-tune) but that matches a family's name patterns is reported as
+    not a known model, with the closest known one and the family's defaults.
+    Exit status 0 for both; 1 for a name no family matches."""
     from dataclasses import asdict
 
     from cookbook_cli.cli.output import print_json
@@ -50,10 +55,17 @@ def info(
     if as_json:
         print_json(asdict(mi))
         return
-    typer.echo(f"model:      {mi.name}")
-    typer.echo(f"family:     {mi.family} (plugin {mi.plugin})")
-    typer.echo(f"renderer:   {mi.renderer}" + (f" (also: {', '.join(mi.other_renderers)})" if mi.other_renderers else ""))
-    typer.echo(f"tokenizer:  {mi.tokenizer}")
-    typer.echo(f"kind:       {'chat' if mi.chat else 'base'}")
+    if mi.known:
+        typer.echo(f"model:      {mi.name}")
+        typer.echo(f"family:     {mi.family} (plugin {mi.plugin})")
+        indent = ""
+    else:
+        closest = f"closest: {mi.closest}" if mi.closest else "no known model is close"
+        typer.echo(f"{mi.name}: not a known model ({closest}; `cookbook models list` shows the known ones).")
+        typer.echo(f"Its name matches family {mi.family} (plugin {mi.plugin}); the family defaults would be:")
+        indent = "  "
+    typer.echo(f"{indent}renderer:   {mi.renderer}" + (f" (also: {', '.join(mi.other_renderers)})" if mi.other_renderers else ""))
+    typer.echo(f"{indent}tokenizer:  {mi.tokenizer}")
+    typer.echo(f"{indent}kind:       {'chat' if mi.chat else 'base'}")
     if mi.context_length:
-        typer.echo(f"context:    {mi.context_length} tokens")
+        typer.echo(f"{indent}context:    {mi.context_length} tokens")

@@ -12,23 +12,24 @@ app = command_group("Inspect installed plugins, or start a new one.")
 
 
 def plugins_report() -> list[dict]:
-    """Each loaded plugin with its version and, per hook, the names it registered."""
+    """Each loaded plugin with its version and, per hook, the names it
+    registered; the built-in one also lists its modules."""
     from cookbook_cli.plugins import manager, registry
 
     infos = manager.plugin_infos()
     report = {
         name: {"name": name, "distribution": i.distribution, "version": i.version, "builtin": i.builtin, "hooks": {}}
+        | ({"modules": list(i.modules)} if i.modules else {})
         for name, i in infos.items()
     }
     for hook, reg in registry.ALL.items():
         for entry in reg.entries().values():
             if entry.plugin in report:
                 report[entry.plugin]["hooks"].setdefault(hook, []).append(entry.name)
-    pm = manager.load()
-    for name in report:
-        plugin = pm.get_plugin(name)
-        if plugin is not None and any(i.plugin is plugin for i in pm.hook.register_commands.get_hookimpls()):
-            report[name]["hooks"].setdefault("register_commands", [])
+    for impl in manager.hook_impls("register_commands"):
+        plugin = manager.owner(impl.plugin_name)
+        if plugin in report:
+            report[plugin]["hooks"].setdefault("register_commands", [])
     return list(report.values())
 
 
@@ -41,7 +42,7 @@ def list_plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.
     rows = plugins_report()
     errors = manager.load_errors()
     if as_json:
-        print_json({"plugins": rows, "errors": [e.__dict__ for e in errors]})
+        print_json({"plugins": rows, "errors": [e.__dict__ for e in errors], "warnings": manager.load_warnings()})
         return
     print_table(
         "Plugins",
@@ -50,10 +51,15 @@ def list_plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.
             [
                 r["name"] + (" (built-in)" if r["builtin"] else ""),
                 r["version"],
-                "\n".join(f"{h}: {', '.join(n) if n else '(commands)'}" for h, n in r["hooks"].items()) or "-",
+                "\n".join(
+                    [f"{h}: {', '.join(n) if n else '(commands)'}" for h, n in r["hooks"].items()]
+                    + ([f"modules: {', '.join(r['modules'])}"] if r.get("modules") else [])
+                )
+                or "-",
             ]
             for r in rows
         ],
+        wrap=("registered",),
     )
 
 

@@ -75,7 +75,7 @@ def _show(tokenizer, index: int, tokens: list[int], weights: list[float] | None)
         shade = "on grey15" if j % 2 else "on grey23"  # alternate shading shows token boundaries
         style = f"bold green {shade}" if w > 0 else f"white {shade}"
         text.append(piece, style=style)
-    console.print(text)
+    console.print(text, soft_wrap=True)  # the terminal wraps; every newline printed is one in the tokens
 
 
 @app.command("check")

@@ -14,24 +14,24 @@ app = command_group("Train models: supervised fine-tuning (sl) and reinforcement
 
 
 class _ConfigWordsCommand(TyperCommand):
-    """Lists the recipe's chz config words after the options in --help. The list
-    is computed only when help is shown, so start-up stays fast."""
+    """Lists the recipe's chz config words after the options in --help, as a
+    two-column table (click's definition list: keys never wrap, the rest wraps
+    under itself). Computed only when help is shown, so start-up stays fast."""
 
     config_class_path = ""
 
-    @property
-    def epilog(self) -> str | None:  # type: ignore[override]
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
         import importlib
 
-        from cookbook_cli.config import config_help
+        from cookbook_cli.config import config_fields
 
         module, _, name = self.config_class_path.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-        return "\n".join(line.replace("[", "\\[") for line in config_help(cls).splitlines() if line.strip())
-
-    @epilog.setter
-    def epilog(self, value: str | None) -> None:
-        pass
+        rows = config_fields(getattr(importlib.import_module(module), name))
+        with formatter.section("Config words (key=value after the options; nested fields as a.b=value)"):
+            formatter.write_dl(
+                [(key, f"{tp} = {default}" + (f"  -- {doc}" if doc else "")) for key, tp, default, doc in rows],
+                col_max=max(len(key) for key, *_ in rows),
+            )
 
 
 class _SLCommand(_ConfigWordsCommand):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cookbook_cli.plugins.spec import Register
+from cookbook_cli.plugins.spec import Register, hookimpl
 
 
+@hookimpl(specname="register_dataset_builders")
 def register_builtin_dataset_builders(register: Register) -> None:
     from cookbook_cli.data.builders import ConversationsBuilder, HfBuilder, NoRobotsBuilder
 

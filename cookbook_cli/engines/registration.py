@@ -22,7 +22,7 @@ import importlib.util
 import os
 from typing import Any
 
-from cookbook_cli.plugins.spec import Register
+from cookbook_cli.plugins.spec import Register, hookimpl
 
 
 def create_local(**options: Any) -> Any:
@@ -65,6 +65,7 @@ def _tinker_status() -> str:
     return "ready" if os.environ.get("TINKER_API_KEY") else "needs TINKER_API_KEY"
 
 
+@hookimpl(specname="register_engines")
 def register_builtin_engines(register: Register) -> None:
     register(
         "local",
@@ -85,6 +86,7 @@ def register_builtin_engines(register: Register) -> None:
     )
 
 
+@hookimpl(specname="register_loss_functions")
 def register_builtin_losses(register: Register) -> None:
     from cookbook_cli.engines.losses import BUILTIN_LOSSES
 

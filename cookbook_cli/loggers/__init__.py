@@ -7,9 +7,24 @@ hands every step, checkpoint and transcript to the returned `Loggers`, which
 it closes on every exit path. Importing this package imports no tracker.
 """
 
-from cookbook_cli.loggers.base import Logger, LoggerContext
-from cookbook_cli.loggers.fanout import STATE_FILE, Loggers, open_loggers, read_state
-from cookbook_cli.loggers.options import parse_log_to, redact_options, split_logger_args, validate_logger_names
+from typing import Any
+
+# Loaded on first use: plugin loading imports this package for its registration
+# module only, and must import nothing else.
+_HOME = {
+    "Logger": "base", "LoggerContext": "base",
+    "STATE_FILE": "fanout", "Loggers": "fanout", "open_loggers": "fanout", "read_state": "fanout",
+    "parse_log_to": "options", "redact_options": "options", "split_logger_args": "options", "validate_logger_names": "options",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+
 
 __all__ = [
     "STATE_FILE",

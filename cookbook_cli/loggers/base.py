@@ -16,11 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:  # the run lifecycle owns redaction; it is moving to cookbook_cli.config
-    from cookbook_cli.config import redact  # type: ignore[attr-defined]
-except ImportError:
-    from cookbook_cli.recipes.run_dir import redact
-
 FINISHED, FAILED, KILLED = "finished", "failed", "killed"
 
 # Environment variables whose values must never be written anywhere.
@@ -111,6 +106,8 @@ def safe_config(config: Mapping[str, Any]) -> dict[str, Any]:
             for s in secrets:
                 v = v.replace(s, "***")
         return v
+
+    from cookbook_cli.config import redact  # chz-free callers: imported on use
 
     return clean(redact(dict(config)))
 

@@ -79,7 +79,7 @@ def validate_logger_names(names: Sequence[str], options: Mapping[str, Mapping[st
 def redact_options(options: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
     """Logger options as they may be recorded in config.json: secret-named
     fields masked, passwords in URIs (`https://user:pass@host`) removed."""
-    from cookbook_cli.loggers.base import redact
+    from cookbook_cli.config import redact
 
     masked = {n: {f: _USERINFO.sub("***@", v) if isinstance(v, str) else v for f, v in o.items()} for n, o in options.items()}
     return redact(masked)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cookbook_cli.plugins.spec import Register
+from cookbook_cli.plugins.spec import Register, hookimpl
 
 
 def _open_wandb(ctx: Any) -> Any:
@@ -35,6 +35,7 @@ def _check_wandb(options: dict[str, str]) -> None:
     check_options(options)
 
 
+@hookimpl(specname="register_loggers")
 def register_builtin_loggers(register: Register) -> None:
     # Field lists are spelled here (not imported) so that listing loggers imports no logger module.
     register(

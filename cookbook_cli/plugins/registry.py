@@ -1,20 +1,27 @@
 """Registries: what plugins registered through each hook, by name.
 
 A registry is filled on first use by calling every plugin's hook
-implementation with a `register` callback that knows which plugin is calling.
-A hook that raises is reported in one line and that plugin's entries for the
-hook are dropped; two plugins registering one name is an error naming both.
+implementation (by the argument names it declares) with a `register` callback
+that knows which plugin is calling. A hook that raises is reported in one line
+and that plugin's entries for the hook are dropped; two plugins registering one
+name is an error naming both.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from cookbook_cli.errors import CookbookError, UnknownNameError
+from cookbook_cli.errors import CookbookError, UnknownNameError, plural
 from cookbook_cli.plugins import manager
 
 T = TypeVar("T")
+
+# A registered name is a word on the command line and a chz value
+# (`--renderer NAME`, `dataset=NAME`): no spaces, `=` or `,`, no leading `-`.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/+-]*")
 
 
 @dataclass(frozen=True)
@@ -22,43 +29,79 @@ class Entry(Generic[T]):
     name: str
     obj: T
     description: str
-    plugin: str
+    plugin: str  # as `cookbook plugins list` names it: `cookbook-cli` for every built-in
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 class Registry(Generic[T]):
-    def __init__(self, hook: str, kind: str, list_command: str = "") -> None:
+    """The entries of one hook.
+
+    `hook_args` are the hook's arguments beside `register`; each plugin gets
+    only those its implementation declares. `default_kind` is the kind of an
+    entry registered without `kind=` (see `get(name, kinds=...)`).
+    `callable_obj`: registered objects must be callable (factories, classes,
+    functions), except entries marked `builtin=True`, which an engine computes
+    from the name (its own losses). `attrs`: attributes a registered object
+    must have, `expects` says what to register instead (so this module need not
+    import the feature class)."""
+
+    def __init__(
+        self,
+        hook: str,
+        kind: str,
+        list_command: str = "",
+        *,
+        default_kind: str = "",
+        callable_obj: bool = True,
+        attrs: tuple[str, ...] = (),
+        expects: str = "",
+        hook_args: Mapping[str, Any] | None = None,
+    ) -> None:
         self.hook = hook
         self.kind = kind
         self.list_command = list_command
+        self.default_kind = default_kind
+        self.callable_obj = callable_obj
+        self.attrs = attrs
+        self.expects = expects
+        self.hook_args = dict(hook_args or {})
         self._entries: dict[str, Entry[T]] | None = None
 
     def clear(self) -> None:
         self._entries = None
 
+    def _check(self, name: Any, obj: Any, description: Any, extra: Mapping[str, Any]) -> None:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise CookbookError(
+                f"{self.kind} name {name!r} is not a name: use letters, digits and _ - . : / (no spaces), "
+                "not starting with -"
+            )
+        if self.callable_obj and not callable(obj) and not extra.get("builtin"):
+            raise CookbookError(f"{self.kind} {name!r} is registered with {obj!r}, which is not callable")
+        missing = [a for a in self.attrs if not hasattr(obj, a)]
+        if missing:
+            raise CookbookError(
+                f"{self.kind} {name!r} is registered with {obj!r}, which has no {', '.join(missing)}"
+                + (f": register {self.expects}" if self.expects else "")
+            )
+        if not isinstance(description, str):
+            raise CookbookError(f"{self.kind} {name!r}: the description must be a string, got {description!r}")
+
     def _collect(self) -> dict[str, Entry[T]]:
-        pm = manager.load()
         entries: dict[str, Entry[T]] = {}
-        caller = getattr(pm.hook, self.hook)
-        # get_hookimpls() is in registration order: built-ins first.
-        for impl in caller.get_hookimpls():
+        # hook_impls() is in registration order: built-ins first.
+        for impl in manager.hook_impls(self.hook):
             mine: dict[str, Entry[T]] = {}
-            plugin = impl.plugin_name
+            plugin = manager.owner(impl.plugin_name)
 
             def register(name: str, obj: T, description: str = "", **extra: Any) -> None:
-                if not isinstance(name, str) or not name:
-                    raise CookbookError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+                self._check(name, obj, description, extra)
                 if name in mine:
                     raise CookbookError(f"{self.kind} {name!r} registered twice by plugin {plugin!r}")
                 mine[name] = Entry(name, obj, description, plugin, extra)
 
-            try:
-                impl.function(register=register)
-            except Exception as e:  # noqa: BLE001 - a broken plugin is reported and skipped
-                info = manager.plugin_infos().get(plugin)
-                manager.record_error(
-                    manager.PluginLoadError(info.distribution if info else plugin, self.hook, f"{type(e).__name__}: {e}")
-                )
+            ok, _ = manager.call_impl(impl, self.hook, {**self.hook_args, "register": register})
+            if not ok:
                 continue
             for name, entry in mine.items():
                 if name in entries:
@@ -69,29 +112,61 @@ class Registry(Generic[T]):
                 entries[name] = entry
         return entries
 
-    def entries(self) -> dict[str, Entry[T]]:
+    def kind_of(self, entry: Entry[T]) -> str:
+        return str(entry.extra.get("kind", self.default_kind))
+
+    def entries(self, kinds: Collection[str] | None = None) -> dict[str, Entry[T]]:
+        """Every entry by name; with `kinds`, only entries of those kinds."""
         if self._entries is None:
             self._entries = self._collect()
-        return self._entries
+        if kinds is None:
+            return self._entries
+        return {n: e for n, e in self._entries.items() if self.kind_of(e) in kinds}
 
-    def names(self) -> list[str]:
-        return list(self.entries())
+    def names(self, kinds: Collection[str] | None = None) -> list[str]:
+        return list(self.entries(kinds))
 
     def __contains__(self, name: str) -> bool:
         return name in self.entries()
 
-    def get(self, name: str) -> Entry[T]:
+    def get(self, name: str, kinds: Collection[str] | None = None, used_by: str = "") -> Entry[T]:
+        """The entry `name`; with `kinds`, it must be of one of them.
+
+        `used_by` names who asks, as the message should read it (e.g.
+        "`train sl`"): "dataset 'hh_rlhf' is a preference dataset; `train sl`
+        takes supervised datasets: conversations, hf (cookbook datasets list)"."""
         entries = self.entries()
+        valid = self.entries(kinds)
         if name not in entries:
             hint = f"Run `{self.list_command}` to see them all." if self.list_command else ""
-            raise UnknownNameError(self.kind, name, entries, hint)
-        return entries[name]
+            raise UnknownNameError(self.kind, name, valid, hint)
+        if name not in valid:
+            assert kinds is not None
+            wanted = " or ".join(kinds)
+            names = ", ".join(valid) if valid else "none is registered"
+            listing = f" ({self.list_command})" if self.list_command else ""
+            raise CookbookError(
+                f"{self.kind} {name!r} is a {self.kind_of(entries[name]) or 'kindless'} {self.kind}; "
+                f"{used_by or 'this'} takes {wanted} {plural(self.kind)}: {names}{listing}"
+            )
+        return valid[name]
 
 
 renderers: Registry[Any] = Registry("register_renderers", "renderer", "cookbook renderers list")
-models: Registry[Any] = Registry("register_models", "model family", "cookbook models list")
+models: Registry[Any] = Registry(
+    "register_models",
+    "model family",
+    "cookbook models list",
+    callable_obj=False,
+    # what core reads of a family
+    attrs=("renderer", "patterns", "tokenizer", "models", "other_renderers", "chat", "context_length",
+           "base_renderer", "base_patterns"),
+    expects="a cookbook_cli.models.ModelFamily",
+)
 envs: Registry[Any] = Registry("register_envs", "environment", "cookbook envs list")
-dataset_builders: Registry[Any] = Registry("register_dataset_builders", "dataset", "cookbook datasets list")
+dataset_builders: Registry[Any] = Registry(
+    "register_dataset_builders", "dataset", "cookbook datasets list", default_kind="supervised"
+)
 loss_functions: Registry[Any] = Registry("register_loss_functions", "loss function", "cookbook losses list")
 engines: Registry[Any] = Registry("register_engines", "engine", "cookbook engines list")
 loggers: Registry[Any] = Registry("register_loggers", "logger", "cookbook loggers list")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cookbook_cli.plugins.spec import Register
+from cookbook_cli.plugins.spec import Register, hookimpl
 
 
 def _llama3(tokenizer: Any) -> Any:
@@ -25,6 +25,7 @@ def _hf_template(tokenizer: Any) -> Any:
     return HFTemplateRenderer(tokenizer)
 
 
+@hookimpl(specname="register_renderers")
 def register_builtin_renderers(register: Register) -> None:
     register("llama3", _llama3, "Llama 3.x Instruct: <|start_header_id|>role<|end_header_id|> ... <|eot_id|>")
     register("role_colon", _role_colon, "Plain 'User: ... / Assistant: ...' for base models")

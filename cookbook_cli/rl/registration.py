@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cookbook_cli.plugins.spec import Register
+from cookbook_cli.plugins.spec import Register, hookimpl
 
 
+@hookimpl(specname="register_envs")
 def register_builtin_envs(register: Register) -> None:
     from cookbook_cli.rl.arithmetic import ArithmeticBuilder
     from cookbook_cli.rl.first_token import FirstTokenBuilder

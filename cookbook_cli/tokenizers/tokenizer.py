@@ -12,6 +12,8 @@ from typing import Any
 
 import tokenizers
 
+from cookbook_cli.errors import CookbookError
+
 
 def _token_content(value: Any) -> str | None:
     if isinstance(value, dict):
@@ -39,12 +41,18 @@ class Tokenizer:
     def from_file(cls, tokenizer_json: Path, source: str | None = None) -> Tokenizer:
         """Load `tokenizer.json` with the `tokenizer_config.json` and
         `chat_template.jinja` that sit beside it, if any."""
-        hf = tokenizers.Tokenizer.from_file(str(tokenizer_json))
+        try:
+            hf = tokenizers.Tokenizer.from_file(str(tokenizer_json))
+        except Exception as e:  # the Rust library raises a bare Exception
+            raise CookbookError(f"{tokenizer_json} is not a readable tokenizer.json: {' '.join(str(e).split())}") from None
         folder = tokenizer_json.parent
         config: dict[str, Any] = {}
         cfg_path = folder / "tokenizer_config.json"
         if cfg_path.is_file():
-            config = json.loads(cfg_path.read_text(encoding="utf-8"))
+            try:
+                config = json.loads(cfg_path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as e:
+                raise CookbookError(f"{cfg_path}: malformed JSON ({e})") from None
         template = None
         tpl_path = folder / "chat_template.jinja"
         if tpl_path.is_file():

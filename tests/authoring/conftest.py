@@ -1,9 +1,12 @@
 """A fresh virtual environment with the project, as a plugin author has one.
 
-`python -m venv --system-site-packages --without-pip` sees the packages of the
-interpreter running the tests (cookbook's dependencies, pytest, torch), so
-installing a plugin into it is fast and offline: `pip install --no-deps
---no-build-isolation -e DIR` with the outer pip. Its `bin/` holds the
+`python -m venv --without-pip` plus a `.pth` file that adds the site
+directories of the interpreter running the tests (its venv's, if it runs in
+one, and the system's it sees) sees the same packages (cookbook's
+dependencies, pytest, torch), so installing a plugin into it is fast and
+offline: `pip install --no-deps --no-build-isolation -e DIR` with the outer
+pip. (`--system-site-packages` alone is not enough inside a venv: it names the
+base interpreter's packages, not the venv's.) Its `bin/` holds the
 commands a user types: `python`, and small shims for `pip`, `pytest` and
 `cookbook` that run them under the venv's interpreter. `PYTHONPATH` is the
 checkout under test, so `cookbook_cli` is this tree whatever is installed.
@@ -80,16 +83,38 @@ def make_venv(path: Path) -> Venv:
 
     if importlib.util.find_spec("setuptools") is None:
         pytest.fail("installing plugins offline needs setuptools beside pytest: pip install -e '.[dev]'", pytrace=False)
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)], check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
     venv = Venv(path)
     python = str(venv.python)
+    _see_outer_site_dirs(python)
     for name, text in (("pip", PIP_SHIM), ("pytest", PYTEST_SHIM), ("cookbook", COOKBOOK_SHIM)):
         shim = venv.bin / name
         shim.write_text(text.format(python=python), encoding="utf-8")
         shim.chmod(0o755)
     return venv
+
+
+def outer_site_dirs() -> list[str]:
+    """The site directories this interpreter reads packages from, in order:
+    its own (a venv's, if it runs in one), the user's, and the system's it sees."""
+    import site
+
+    dirs = [*site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    dirs += [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
+    return [d for i, d in enumerate(dirs) if Path(d).is_dir() and d not in dirs[:i]]
+
+
+def _see_outer_site_dirs(python: str) -> None:
+    """Add the outer site directories after the new venv's own, with their .pth
+    files processed (editable installs are .pth files)."""
+    own = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    lines = [f"import site; site.addsitedir({d!r})" for d in outer_site_dirs()]
+    (Path(own) / "_cookbook_outer_site.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,17 @@ def read_wandb_records(path: Path) -> list:
 
 
 def offline_runs(run_dir: Path) -> list[Path]:
-    return sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    """The offline runs' transaction logs, once W&B's writer (a separate process,
+    which may still be flushing when `finish()` returns) has finished each."""
+    import time
+
+    paths = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    deadline = time.monotonic() + 30
+    for path in paths:
+        while not any(r.WhichOneof("record_type") == "exit" for r in read_wandb_records(path)):
+            assert time.monotonic() < deadline, f"W&B never finished writing {path}"
+            time.sleep(0.1)
+    return paths
 
 
 def history(records: list) -> dict[int, dict]:
