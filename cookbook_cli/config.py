@@ -45,32 +45,21 @@ class RegistryFactory(MetaFactory):
     """A chz meta-factory over a registry: `field=NAME` builds the entry registered
     as NAME (a chz class), `field.x=...` sets its fields, and with no name the
     `default` class is used. `kinds` limits the names to entries of those kinds
-    (an entry without `kind` is of `default_kind`)."""
+    (`used_by`, e.g. "`train sl`", names who asks in the error)."""
 
-    def __init__(
-        self, registry: Registry[Any], default: type, kinds: Sequence[str] = (), default_kind: str = "", purpose: str = ""
-    ) -> None:
+    def __init__(self, registry: Registry[Any], default: type, kinds: Sequence[str] | None = None, used_by: str = "") -> None:
         super().__init__()
         self.registry = registry
         self.default = default
-        self.kinds = tuple(kinds)
-        self.default_kind = default_kind
-        self.purpose = purpose
+        self.kinds = tuple(kinds) if kinds else None
+        self.used_by = used_by
 
     def unspecified_factory(self) -> Any:
         return self.default
 
     def from_string(self, factory: str) -> Any:
-        entry = self.registry.get(factory)  # unknown: UnknownNameError with suggestions
-        if self.kinds:
-            kind = entry.extra.get("kind", self.default_kind)
-            if kind not in self.kinds:
-                fitting = [n for n, e in self.registry.entries().items() if e.extra.get("kind", self.default_kind) in self.kinds]
-                raise CookbookError(
-                    f"{self.registry.kind} {factory!r} is a {kind} {self.registry.kind}; {self.purpose or 'this recipe'} takes "
-                    f"{' or '.join(self.kinds)} ones: {', '.join(fitting) or '(none registered)'} ({self.registry.list_command})"
-                )
-        return entry.obj
+        # unknown, or of another kind: a one-line error with suggestions
+        return self.registry.get(factory, kinds=self.kinds, used_by=self.used_by).obj
 
     def perform_cast(self, value: str) -> Any:
         from chz.tiepin import CastError

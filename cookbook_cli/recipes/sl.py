@@ -55,9 +55,7 @@ class SLConfig:
     renderer: str | None = chz.field(default=None, doc="chat format; default: the model's recommended renderer")
     dataset: SupervisedDatasetBuilder = chz.field(
         default_factory=ConversationsBuilder,
-        meta_factory=RegistryFactory(
-            registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), default_kind="supervised", purpose="train sl"
-        ),
+        meta_factory=RegistryFactory(registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), used_by="`train sl`"),
         doc="dataset builder (cookbook datasets list); its fields are dataset.<field>",
     )
     train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
