@@ -1,10 +1,14 @@
 """Conversation files: one JSON object per line, `{"messages": [...], "tools": [...]}`.
 
-Errors name the file, the line and the field, so a user can fix the data.
+Errors name the file, the line and the field, so a user can fix the data. The
+JSONL reader (`iter_jsonl`) is shared by every line-per-record file cookbook
+reads: UTF-8 (a leading byte-order mark is accepted), LF or CRLF line endings,
+blank lines skipped.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +23,9 @@ from cookbook_cli.types import Message, ToolSpec, message_to_json, normalize_mes
 class Conversation:
     messages: list[Message]
     tools: list[ToolSpec] = field(default_factory=list)
+    #: Where it was read from ("file.jsonl:12", "dataset[train] row 3"): errors
+    #: raised while rendering it later name this place.
+    source: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"messages": [message_to_json(m) for m in self.messages]}
@@ -27,47 +34,92 @@ class Conversation:
         return out
 
 
+def located(source: str | None, error: CookbookError, fallback: str = "") -> CookbookError:
+    """`error` prefixed with the place its data came from (`source`, else `fallback`)."""
+    where = source or fallback
+    return CookbookError(f"{where}: {error}") if where else error
+
+
+def parse_messages(raw: Any, where: str, name: str = "messages") -> list[Message]:
+    """Validate a JSON list of messages held in field `name` (may be empty)."""
+    if not isinstance(raw, list):
+        raise CookbookError(f"{where}: field {name!r} must be a list of messages, got {type(raw).__name__}")
+    return [normalize_message(m, f"{where}: {name}[{i}]") for i, m in enumerate(raw)]
+
+
+def parse_tools(raw: Any, where: str) -> list[ToolSpec]:
+    """Validate the optional `tools` field: a list of OpenAI function specs."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise CookbookError(f"{where}: field 'tools' must be a list of function specs, got {type(raw).__name__}")
+    tools: list[ToolSpec] = []
+    for i, t in enumerate(raw):
+        try:
+            if not isinstance(t, dict):
+                raise ValueError(f"must be an object, got {type(t).__name__}")
+            tools.append(ToolSpec.from_openai(t))
+        except ValueError as e:
+            raise CookbookError(f"{where}: field 'tools[{i}]': {e}") from None
+    return tools
+
+
 def parse_conversation(obj: Any, where: str) -> Conversation:
     """Validate one decoded JSON line. `where` prefixes every error."""
     if not isinstance(obj, dict):
-        raise CookbookError(f"{where}: expected a JSON object with a 'messages' list, got {type(obj).__name__}")
+        raise CookbookError(f"{where}: expected a JSON object with a 'messages' list, got {_json_type(obj)}")
     if "messages" not in obj:
         raise CookbookError(f"{where}: missing field 'messages' (each line must be {{\"messages\": [...]}})")
     raw_messages = obj["messages"]
     if not isinstance(raw_messages, list) or not raw_messages:
         raise CookbookError(f"{where}: field 'messages' must be a non-empty list")
-    messages = [normalize_message(m, f"{where}: messages[{i}]") for i, m in enumerate(raw_messages)]
-    tools: list[ToolSpec] = []
-    raw_tools = obj.get("tools") or []
-    if not isinstance(raw_tools, list):
-        raise CookbookError(f"{where}: field 'tools' must be a list of function specs")
-    for i, t in enumerate(raw_tools):
-        try:
-            if not isinstance(t, dict):
-                raise ValueError("must be an object")
-            tools.append(ToolSpec.from_openai(t))
-        except ValueError as e:
-            raise CookbookError(f"{where}: field 'tools[{i}]': {e}") from None
-    return Conversation(messages, tools)
+    messages = parse_messages(raw_messages, where)
+    return Conversation(messages, parse_tools(obj.get("tools"), where), source=where)
 
 
-def iter_conversations(path: str | Path) -> Iterator[Conversation]:
-    """Yield the conversations of a JSONL file, validating each line."""
-    p = Path(path)
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def iter_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[str, Any]]:
+    """(`file:line`, decoded value) for each non-blank line of a JSONL file.
+
+    `what` names the file in errors ("conversation file", "comparison file")."""
+    p = Path(path).expanduser()
     if not p.exists():
-        raise CookbookError(f"conversation file {str(p)!r} does not exist")
+        raise CookbookError(f"{what} {str(p)!r} does not exist")
     if p.is_dir():
-        raise CookbookError(f"{str(p)!r} is a directory; give a .jsonl file of conversations")
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+        raise CookbookError(f"{str(p)!r} is a directory; give a .jsonl {what} (one JSON object per line)")
+    try:
+        f = p.open("rb")
+    except OSError as e:
+        raise CookbookError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{p}:{lineno}"
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]  # editors on Windows write one; it is not data
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CookbookError(
+                    f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                    f"save the {what} as UTF-8"
+                ) from None
             if not line.strip():
                 continue
-            where = f"{p}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise CookbookError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-            yield parse_conversation(obj, where)
+            yield where, obj
+
+
+def iter_conversations(path: str | Path) -> Iterator[Conversation]:
+    """Yield the conversations of a JSONL file, validating each line."""
+    for where, obj in iter_jsonl(path, "conversation file"):
+        yield parse_conversation(obj, where)
 
 
 def load_conversations(path: str | Path) -> list[Conversation]:

@@ -59,9 +59,24 @@ class ToolCall:
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise ValueError("a tool call needs function.name")
         args = fn.get("arguments", "{}")
-        if not isinstance(args, str):
+        if args is None:
+            args = "{}"
+        if isinstance(args, str):
+            # Checked here, when the data is read, rather than at render time.
+            try:
+                value = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as e:
+                raise ValueError(f"function.arguments is not valid JSON ({e.msg} at character {e.pos}): {args[:60]!r}") from None
+            if not isinstance(value, dict):
+                raise ValueError(f"function.arguments must be a JSON object, got {args[:60]!r}")
+        elif isinstance(args, dict):
             args = json.dumps(args, ensure_ascii=False)
-        return cls(name=fn["name"], arguments=args, id=d.get("id"))
+        else:
+            raise ValueError(f"function.arguments must be a JSON object or a string holding one, got {type(args).__name__}")
+        call_id = d.get("id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise ValueError(f"id must be a string, got {type(call_id).__name__}")
+        return cls(name=fn["name"], arguments=args, id=call_id)
 
 
 @dataclass(frozen=True)
@@ -91,11 +106,13 @@ class ToolSpec:
         fn = d.get("function", d)
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise ValueError("a tool needs function.name")
-        return cls(
-            name=fn["name"],
-            description=fn.get("description", "") or "",
-            parameters=fn.get("parameters") or {"type": "object", "properties": {}},
-        )
+        description = fn.get("description") or ""
+        if not isinstance(description, str):
+            raise ValueError(f"function.description must be a string, got {type(description).__name__}")
+        parameters = fn.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(parameters, dict):
+            raise ValueError(f"function.parameters must be a JSON schema object, got {type(parameters).__name__}")
+        return cls(name=fn["name"], description=description, parameters=parameters)
 
 
 class Message(TypedDict):
@@ -225,7 +242,7 @@ def normalize_message(raw: Any, where: str = "message") -> Message:
             if not isinstance(raw[key], str):
                 raise CookbookError(f"{where}: field {key!r} must be a string")
             msg[key] = raw[key]  # type: ignore[literal-required]
-    if "trainable" in raw:
+    if raw.get("trainable") is not None:  # None: absent (Arrow fills missing struct fields with null)
         if not isinstance(raw["trainable"], bool):
             raise CookbookError(f"{where}: field 'trainable' must be true or false")
         msg["trainable"] = raw["trainable"]

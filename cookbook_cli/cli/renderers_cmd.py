@@ -37,7 +37,8 @@ def render(
 ) -> None:
     """Show each conversation's tokens, coloured by training weight (or as JSON)."""
     from cookbook_cli.cli.output import print_json
-    from cookbook_cli.conversations import iter_conversations
+    from cookbook_cli.conversations import iter_conversations, located
+    from cookbook_cli.errors import CookbookError
     from cookbook_cli.models import tokenizer_for_renderer
     from cookbook_cli.renderers import get_renderer
     from cookbook_cli.types import TrainOnWhat
@@ -47,11 +48,14 @@ def render(
     next(iter_conversations(conversation), None)  # a missing or malformed file fails before the tokenizer loads
     renderer = get_renderer(name, tokenizer or tokenizer_for_renderer(name))
     for i, conv in enumerate(conversations):
-        if generation:
-            tokens = renderer.build_generation_tokens(conv.messages, tools=conv.tools or None)
-            weights = None
-        else:
-            tokens, weights = renderer.build_supervised_tokens(conv.messages, mode, conv.tools or None)
+        try:
+            if generation:
+                tokens = renderer.build_generation_tokens(conv.messages, tools=conv.tools or None)
+                weights = None
+            else:
+                tokens, weights = renderer.build_supervised_tokens(conv.messages, mode, conv.tools or None)
+        except CookbookError as e:
+            raise located(conv.source, e) from None
         if as_json:
             print_json({"tokens": tokens} if weights is None else {"tokens": tokens, "weights": weights})
         else:

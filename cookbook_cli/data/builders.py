@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import chz
 
 from cookbook_cli.conversations import Conversation, load_conversations, parse_conversation
+from cookbook_cli.data.hf_loading import load_split, require_columns
 from cookbook_cli.data.supervised import ConversationDataset, split_train_test
 from cookbook_cli.errors import CookbookError
 
@@ -62,12 +63,15 @@ class SupervisedDatasetBuilder:
         if not train:
             raise CookbookError(f"dataset {name} has no training conversations")
         train_ds = ConversationDataset(train, renderer, batch_size, max_length, train_on_what, seed, name=name)
+        train_ds.validate()
         if len(train_ds) == 0:
             raise CookbookError(
                 f"dataset {name} has {len(train)} training conversations, fewer than one batch of {batch_size}; "
                 "lower --batch-size"
             )
         test_ds = ConversationDataset(test, renderer, batch_size, max_length, train_on_what, seed, name=f"{name} (test)") if test else None
+        if test_ds is not None:
+            test_ds.validate(require_trainable=False)
         return train_ds, test_ds
 
 
@@ -99,9 +103,6 @@ def _as_count_or_fraction(test_size: float) -> int | float:
     return test_size if 0 < test_size < 1 else int(round(test_size))
 
 
-_FILE_FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}
-
-
 @chz.chz
 class HfBuilder(SupervisedDatasetBuilder):
     """A Hugging Face dataset with a messages column: a Hub id, a local dataset
@@ -118,36 +119,9 @@ class HfBuilder(SupervisedDatasetBuilder):
     def describe(self) -> str:
         return self.path + (f" ({self.config_name})" if self.config_name else "")
 
-    def _load_split(self, split: str) -> Any:
-        try:
-            import datasets
-        except ImportError as e:  # pragma: no cover - datasets is a core dependency
-            raise CookbookError(f"the hf dataset builder needs the `datasets` package: {e}") from None
-        local = Path(self.path).expanduser()
-        try:
-            if local.is_file():
-                fmt = _FILE_FORMATS.get(local.suffix.lower())
-                if fmt is None:
-                    raise CookbookError(
-                        f"cannot read {self.path!r}: give a .parquet, .json, .jsonl, .csv or .arrow file, or a dataset id"
-                    )
-                ds = datasets.load_dataset(fmt, data_files={split: str(local)}, split=split)
-            else:
-                ds = datasets.load_dataset(str(local) if local.is_dir() else self.path, self.config_name, split=split)
-        except CookbookError:
-            raise
-        except Exception as e:  # noqa: BLE001 - network, missing split, bad files: one line for the user
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CookbookError(f"cannot load dataset {self.describe()!r} split {split!r}: {msg}") from None
-        return ds
-
     def _conversations(self, split: str, limit: int | None = None) -> list[Conversation]:
-        ds = self._load_split(split)
-        if self.messages_field not in ds.column_names:
-            raise CookbookError(
-                f"dataset {self.describe()!r} split {split!r} has no column {self.messages_field!r} "
-                f"(columns: {', '.join(ds.column_names)}); set dataset.messages_field"
-            )
+        ds = load_split(self.path, self.config_name, split, self.describe())
+        require_columns(ds, (self.messages_field,), self.describe(), split, "set dataset.messages_field")
         column = ds[self.messages_field] if limit is None else ds.select(range(min(limit, len(ds))))[self.messages_field]
         out = []
         for i, messages in enumerate(column):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cookbook_cli.conversations import Conversation
+from cookbook_cli.conversations import Conversation, located
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.types import TrainOnWhat
 
@@ -37,6 +37,9 @@ class BatchStats:
     loss_tokens: int = 0  # target tokens with weight > 0
     truncated: int = 0  # examples cut at max_length
     skipped: int = 0  # examples with nothing to train on after truncation
+    # why they were skipped (not metrics: they add up to `skipped`)
+    skipped_untrained: int = 0  # no token of the example has a training weight
+    skipped_cut: int = 0  # every trained token lies past max_length
 
     def as_metrics(self, prefix: str = "") -> dict[str, int]:
         return {
@@ -121,7 +124,7 @@ class ConversationDataset(SupervisedDataset):
             try:
                 segments.append(self.renderer.segments(conv.messages, self.train_on_what, conv.tools or None))
             except CookbookError as e:
-                raise CookbookError(f"{self.name} row {r}: {e}") from None
+                raise located(conv.source, e, f"{self.name} row {r}") from None
         encoded = self.renderer.encode_segments([text for segs in segments for text, _ in segs])
         out = []
         k = 0
@@ -160,15 +163,17 @@ class ConversationDataset(SupervisedDataset):
             if self.max_length is not None and n > self.max_length:
                 stats.truncated += 1
                 n = self.max_length
-            if n < 2:
-                stats.skipped += 1
-                continue
             weights = np.repeat(np.asarray(seg_weights, dtype=np.float32), lengths)
             target_weights = weights[1:n]
             loss_tokens = int(np.count_nonzero(target_weights))
             if loss_tokens == 0:
-                # e.g. the trained message lies entirely past max_length: nothing to learn from
+                # Nothing to learn from: no trained message at all, or the trained
+                # message lies entirely past max_length.
                 stats.skipped += 1
+                if np.count_nonzero(weights[1:]):
+                    stats.skipped_cut += 1
+                else:
+                    stats.skipped_untrained += 1
                 continue
             targets = np.asarray(tokens[1:n], dtype=np.int64)
             stats.examples += 1
@@ -179,6 +184,49 @@ class ConversationDataset(SupervisedDataset):
 
     def build_batch(self, index: int) -> SupervisedBatch:
         return self.build_rows(self.batch_indices(index))
+
+    def validate(self, require_trainable: bool = True, chunk: int = 256) -> None:
+        """Fail now, before any model loads, on data that would fail later.
+
+        Every row is rendered (not tokenized: a few microseconds a row), so a row
+        the renderer refuses is reported by its file and line before training
+        starts rather than when its batch comes up. With `require_trainable`, it
+        is an error when no row keeps a trained token after rendering and
+        truncation; the tokenized scan for that stops at the first trainable row,
+        so a usable dataset costs one chunk."""
+        untrained = 0
+        for r, conv in enumerate(self.conversations):
+            try:
+                segments = self.renderer.segments(conv.messages, self.train_on_what, conv.tools or None)
+            except CookbookError as e:
+                raise located(conv.source, e, f"{self.name} row {r}") from None
+            if not any(w and text for text, w in segments):
+                untrained += 1
+        if not require_trainable:
+            return
+        total = BatchStats(skipped_untrained=untrained)
+        if untrained < self.num_rows:
+            total.skipped_untrained = 0
+            for start in range(0, self.num_rows, chunk):
+                stats = self.build_rows(range(start, min(start + chunk, self.num_rows))).stats
+                if stats.examples:
+                    return
+                total.skipped_untrained += stats.skipped_untrained
+                total.skipped_cut += stats.skipped_cut
+        reasons, hints = [], []
+        if total.skipped_untrained:
+            reasons.append(
+                f"{total.skipped_untrained} have no message that train_on_what={self.train_on_what.value} trains "
+                "(e.g. only user messages)"
+            )
+            hints.append("add assistant replies or choose another train_on_what")
+        if total.skipped_cut:
+            reasons.append(f"{total.skipped_cut} have every trained token past max_length={self.max_length}")
+            hints.append("raise --max-length")
+        raise CookbookError(
+            f"dataset {self.name} has nothing to train on: none of its {self.num_rows} training rows keeps a trained token "
+            f"after rendering and truncation ({'; '.join(reasons)}); {' or '.join(hints)}"
+        )
 
     def all_batches(self) -> list[SupervisedBatch]:
         """Every row in file order, in batches (the last may be short): for evaluation."""

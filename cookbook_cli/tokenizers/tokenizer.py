@@ -21,6 +21,18 @@ def _token_content(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _read_companion(path: Path, parse: Any) -> Any:
+    """A file beside tokenizer.json, read as UTF-8 and parsed; errors name it."""
+    from cookbook_cli.errors import CookbookError
+
+    try:
+        return parse(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise CookbookError(f"{path}: not UTF-8 text (byte at offset {e.start}); save it as UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise CookbookError(f"{path}: malformed JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
 class Tokenizer:
     def __init__(
         self,
@@ -41,22 +53,27 @@ class Tokenizer:
     def from_file(cls, tokenizer_json: Path, source: str | None = None) -> Tokenizer:
         """Load `tokenizer.json` with the `tokenizer_config.json` and
         `chat_template.jinja` that sit beside it, if any."""
+        from cookbook_cli.errors import CookbookError
+
         try:
             hf = tokenizers.Tokenizer.from_file(str(tokenizer_json))
-        except Exception as e:  # the Rust library raises a bare Exception
-            raise CookbookError(f"{tokenizer_json} is not a readable tokenizer.json: {' '.join(str(e).split())}") from None
+        except Exception as e:  # noqa: BLE001 - the Rust loader raises a bare Exception for any bad file
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CookbookError(
+                f"cannot load tokenizer {str(tokenizer_json)!r}: {reason}; "
+                "it must be a Hugging Face tokenizer.json (re-download or re-save it)"
+            ) from None
         folder = tokenizer_json.parent
         config: dict[str, Any] = {}
         cfg_path = folder / "tokenizer_config.json"
         if cfg_path.is_file():
-            try:
-                config = json.loads(cfg_path.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as e:
-                raise CookbookError(f"{cfg_path}: malformed JSON ({e})") from None
+            config = _read_companion(cfg_path, json.loads)
+            if not isinstance(config, dict):
+                raise CookbookError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
         template = None
         tpl_path = folder / "chat_template.jinja"
         if tpl_path.is_file():
-            template = tpl_path.read_text(encoding="utf-8")
+            template = _read_companion(tpl_path, lambda text: text)
         return cls(hf, source or str(tokenizer_json), config, template)
 
     # -- encoding ---------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""Loading one split of a Hugging Face dataset: a Hub id, a local dataset
+folder, or a single parquet/JSON/JSONL/CSV/Arrow file, through
+`datasets.load_dataset`. Every builder that reads Hugging Face data (the
+supervised `hf` builder, the preference builders) loads through here, so a
+failure is one line naming the dataset and split."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cookbook_cli.errors import CookbookError
+
+FILE_FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """`datasets` logs its own copy of a load error (with a traceback for some
+    files); the error is reported once, by us."""
+    log = logging.getLogger("datasets")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def load_split(path: str, config_name: str | None, split: str, label: str | None = None) -> Any:
+    """The `split` of dataset `path` as a `datasets.Dataset`. A local file is
+    read with the loader its suffix names, and `split` is its name for it."""
+    label = label or path
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover - datasets is a core dependency
+        raise CookbookError(f"loading {label!r} needs the `datasets` package: {e}") from None
+    local = Path(path).expanduser()
+    try:
+        with _quiet_datasets():
+            if local.is_file():
+                fmt = FILE_FORMATS.get(local.suffix.lower())
+                if fmt is None:
+                    raise CookbookError(
+                        f"cannot read {path!r}: give a .parquet, .json, .jsonl, .csv or .arrow file, or a dataset id"
+                    )
+                return datasets.load_dataset(fmt, data_files={split: str(local)}, split=split)
+            return datasets.load_dataset(str(local) if local.is_dir() else path, config_name, split=split)
+    except CookbookError:
+        raise
+    except Exception as e:  # noqa: BLE001 - network, missing split, bad files: one line for the user
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CookbookError(f"cannot load dataset {label!r} split {split!r}: {msg}") from None
+
+
+def require_columns(ds: Any, columns: tuple[str, ...], label: str, split: str, hint: str = "") -> None:
+    """Refuse a split that lacks any of `columns`, listing the ones it has."""
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        raise CookbookError(
+            f"dataset {label!r} split {split!r} has no column {names} (columns: {', '.join(ds.column_names)})"
+            + (f"; {hint}" if hint else "")
+        )
