@@ -254,7 +254,7 @@ RENDER_CASES = [
     ("bad-train-on", OK_CONV, ("role_colon", "--train-on", "everything"), "unknown train_on_what value 'everything'"),
     ("missing-file", None, ("role_colon",), "does not exist"),
     ("malformed-json", '{"messages": [}\n', ("role_colon",), "c.jsonl:1: malformed JSON"),
-    ("tokenizer-is-not-a-tokenizer", OK_CONV, ("role_colon", "--tokenizer", "CONV"), "is not a readable tokenizer.json"),
+    ("tokenizer-is-not-a-tokenizer", OK_CONV, ("role_colon", "--tokenizer", "CONV"), "it must be a Hugging Face tokenizer.json"),
     ("tokenizer-folder-without-one", OK_CONV, ("role_colon", "--tokenizer", "DIR"), "has no tokenizer.json"),
     ("tokenizer-missing", OK_CONV, ("role_colon", "--tokenizer", "./no/such/tokenizer.json"), "does not exist"),
 ]
