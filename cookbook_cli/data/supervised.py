@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.conversations import Conversation, located
+from cookbook_cli.data.datum import next_token_datum
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.types import TrainOnWhat
 
@@ -175,11 +176,10 @@ class ConversationDataset(SupervisedDataset):
                 else:
                     stats.skipped_untrained += 1
                 continue
-            targets = np.asarray(tokens[1:n], dtype=np.int64)
             stats.examples += 1
             stats.tokens += n - 1
             stats.loss_tokens += loss_tokens
-            datums.append(datum_from_shifted(tokens[: n - 1], targets, target_weights))
+            datums.append(next_token_datum(tokens[:n], weights=weights[:n]))
         return SupervisedBatch(datums, stats)
 
     def build_batch(self, index: int) -> SupervisedBatch:
@@ -255,17 +255,3 @@ def split_train_test(
     train = [items[i] for i in range(n) if i not in test_idx]
     test = [items[i] for i in range(n) if i in test_idx]
     return train, test
-
-
-def datum_from_shifted(inputs: list[int], targets: Any, weights: Any) -> tinker.types.Datum:
-    """The Datum `datum_from_tokens_weights` builds, from already shifted inputs,
-    targets and weights (lists or numpy arrays)."""
-    from tinker.types import Datum, ModelInput, TensorData
-
-    return Datum(
-        model_input=ModelInput.from_ints(inputs),
-        loss_fn_inputs={
-            "target_tokens": TensorData(data=targets, dtype="int64", shape=[len(targets)]),
-            "weights": TensorData(data=weights, dtype="float32", shape=[len(weights)]),
-        },
-    )

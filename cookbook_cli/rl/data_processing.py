@@ -101,21 +101,13 @@ def trajectory_to_sequences(traj: Trajectory, advantage: float) -> list[TokenSeq
 
 
 def sequence_to_datum(seq: TokenSequence) -> tinker.types.Datum:
-    """Shift for next-token prediction and build the Datum."""
-    from tinker.types import Datum, ModelInput, TensorData
+    """The next-token Datum of a sequence, with the sampler's logprobs, the
+    advantages and the action mask as per-token inputs."""
+    from cookbook_cli.data.datum import next_token_datum
 
     if len(seq.tokens) < 2:
         raise CookbookError("an RL training sequence needs at least 2 tokens (an observation and an action)")
-    n = len(seq.tokens) - 1
-    return Datum(
-        model_input=ModelInput.from_ints(seq.tokens[:-1]),
-        loss_fn_inputs={
-            "target_tokens": TensorData(data=seq.tokens[1:], dtype="int64", shape=[n]),
-            "logprobs": TensorData(data=seq.logprobs[1:], dtype="float32", shape=[n]),
-            "advantages": TensorData(data=seq.advantages[1:], dtype="float32", shape=[n]),
-            "mask": TensorData(data=seq.mask[1:], dtype="float32", shape=[n]),
-        },
-    )
+    return next_token_datum(seq.tokens, logprobs=seq.logprobs, advantages=seq.advantages, mask=seq.mask)
 
 
 @dataclass(frozen=True)
