@@ -54,15 +54,18 @@ the template's own prompt and its training text disagree there too.
 
 Where this differs from the V3.1 chat template (each is tested, and
 `cookbook renderers check` reports it as documented):
-- Tool declarations: the V3.1 template writes none (the model card has the
-  caller put them in the system prompt); the renderer writes the model card's
-  section. The template is compared on the same conversation with that
-  section put in its system message, as the model card instructs.
-- `deepseekv3_thinking`, final answer to a user message: the template writes
-  every past answer as `</think>answer` and drops reasoning, so it cannot
-  express a thinking-mode answer; the check instead verifies that the
-  training example continues the template's own thinking prompt
-  (`...<｜Assistant｜><think>`) token for token.
+- Tool declarations (`ModelCardToolSection`): the V3.1 template writes none
+  (the model card has the caller put them in the system prompt); the renderer
+  writes the model card's section. The template is compared on the same
+  conversation with the card's section, transcribed in `model_card.py` apart
+  from this module's code, put in its system message.
+- `deepseekv3_thinking`, final answer to a user message
+  (`ThinkingModeAnswer`): the template writes every past answer as
+  `</think>answer` and drops reasoning, so it cannot express a thinking-mode
+  answer; it is compared with the template's text in which that answer's
+  `<｜Assistant｜></think>` becomes the thinking prompt `<｜Assistant｜><think>`
+  followed by the reasoning and `</think>`, and must continue the template's
+  own thinking prompt token for token.
 - Several leading system messages, when the next one starts with a line
   break: the blank line joining them ends the earlier message, and each is
   encoded on its own, so the tokenizer cannot merge the blank line with the
