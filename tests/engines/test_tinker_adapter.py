@@ -113,7 +113,7 @@ def test_training_step(service):
     assert isinstance(svc, ServiceClient)
     tc = svc.create_lora_training_client(BASE, rank=8, seed=3)
     assert isinstance(tc, TrainingClient) and tc.get_base_model() == BASE
-    assert tc.get_tokenizer().encode("hi") == tc.get_tokenizer().encode("hi") and tc.get_info().lora_rank == 8
+    assert tc.get_tokenizer().vocab_size == 512 and tc.get_info().lora_rank == 8  # the tiny tokenizer, by base model
     fb = tc.forward_backward([datum()], "cross_entropy", {"unused": 1.0})
     opt = tc.optim_step(adam())
     out = fb.result()
