@@ -16,7 +16,9 @@ Assertions (plain functions: import them from `cookbook_cli.testing`):
 
 - `assert_renderer_matches_template(renderer, tokenizer, conversations)`:
   token-for-token comparison with the model's chat template, through the same
-  engine as `cookbook renderers check`.
+  engine as `cookbook renderers check` (documented differences applied to the
+  template side, then equal tokens required; the documented and skipped
+  conversations can be pinned).
 - `check_env(name, engine)`: builds the environment, runs a few rollouts and
   validates observations, stop conditions, rewards, episode ends and pickling.
 - `check_loss(name, engine)`: runs the loss the way recipes do and checks it
@@ -36,7 +38,7 @@ imported inside the functions that need it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,6 +157,8 @@ def assert_renderer_matches_template(
     *,
     template: str | Path | None = None,
     allow_documented: bool = True,
+    documented: Collection[str] | None = None,
+    skipped: Collection[str] | None = None,
 ) -> CheckReport:
     """Assert that `renderer` produces exactly the tokens of a chat template, as
     `cookbook renderers check` does, and return the report.
@@ -168,14 +172,21 @@ def assert_renderer_matches_template(
       system prompts, tools, thinking, ...; those the renderer refuses are
       skipped).
     - `template`: the Jinja source or a .jinja file; default the tokenizer's own.
-    - `allow_documented`: whether differences the renderer documents
-      (`Renderer.template_difference`) pass; False makes them fail too.
+    - `allow_documented`: whether differences the renderer documents pass
+      (each one is a transformation of the template side, in
+      `Renderer.template_differences`, after which the tokens must be equal);
+      False makes them fail too.
+    - `documented`, `skipped`: when given, the exact names of the conversations
+      (as the report names them: the built-in names, or "conversation N") that
+      may have a documented difference, resp. a refused comparison; any other
+      set fails. Pin them, so a new refusal or an excuse that spreads is seen.
 
     Fails with the check's report (the first differing token of each mismatch,
-    with decoded context) when a comparison mismatches or nothing was compared.
+    with decoded context) when a comparison mismatches or errs, or nothing was
+    compared.
     """
     from cookbook_cli.renderers import get_renderer
-    from cookbook_cli.renderers.check import DOCUMENTED, check_renderer
+    from cookbook_cli.renderers.check import DOCUMENTED, SKIPPED, check_renderer
 
     if isinstance(renderer, str):
         if tokenizer is None:
@@ -188,10 +199,21 @@ def assert_renderer_matches_template(
         template = Path(template).read_text(encoding="utf-8")
     report = check_renderer(renderer, convs, template, names=names, template_source=template_source)
     report.assert_ok()
-    if not allow_documented:
-        documented = [c for r in report.results for c in r.comparisons if c.status == DOCUMENTED]
-        if documented:
-            raise AssertionError(f"{len(documented)} documented difference(s) and allow_documented=False:\n" + report.format(verbose=True))
+    if not allow_documented and report.cases(DOCUMENTED):
+        raise AssertionError(
+            f"{len(report.cases(DOCUMENTED))} conversation(s) with a documented difference and allow_documented=False:\n"
+            + report.format(verbose=True)
+        )
+    for status, expected in ((DOCUMENTED, documented), (SKIPPED, skipped)):
+        if expected is None:
+            continue
+        actual = report.cases(status)
+        if actual != set(expected):
+            raise AssertionError(
+                f"conversations with a {status} comparison are not the pinned ones: "
+                f"unexpected {sorted(actual - set(expected))}, missing {sorted(set(expected) - actual)}\n"
+                + report.format(verbose=True)
+            )
     return report
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from cookbook_cli import hookimpl
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.renderers import get_renderer
+from cookbook_cli.renderers.base import RenderedMessage
 from cookbook_cli.renderers.chat_template import render_chat_template
+from cookbook_cli.renderers.llama3 import Llama3Renderer
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.tokenizers import get_tokenizer
 from cookbook_cli.types import TrainOnWhat
@@ -210,3 +213,58 @@ def test_template_text_drops_only_the_date_preamble(tok, renderer):
     text = renderer.template_text(tok.chat_template, sys_conv, None, add_generation_prompt=False,
                                   special_tokens={"bos_token": "<|begin_of_text|>"})
     assert tok.encode(text) == renderer.build_supervised_tokens(sys_conv)[0]
+
+
+# -- `renderers check` against Meta's template: pinned, and a wrong renderer fails ----------
+DOCUMENTED = {"trailing whitespace", "leading space", "answer starting with a newline (history)", "long text"}
+THINKING = {"thinking, last turn", "thinking via reasoning_content", "thinking in history and last", "thinking with code", "thinking, multi-line"}
+TOOLS = {
+    "tools declared, plain answer", "tools with system prompt", "single tool call and result", "tool call after text",
+    "parallel tool calls", "tool call with thinking and text", "tool call with thinking", "multi-step tool use",
+    "tool call with unicode and nested arguments", "tool call with no arguments", "ends with a tool result",
+    "tool result as JSON, then a new question", "tools across turns with thinking",
+}
+
+
+def test_check_pins_every_documented_and_skipped_case(renderer):
+    """Whitespace-edged content is the one documented difference (the check puts
+    the content back where the template trimmed it, then requires equal tokens);
+    thinking and tools are refused."""
+    from cookbook_cli.renderers.check import DOCUMENTED as DOC, MATCH, SKIPPED
+    from cookbook_cli.testing import assert_renderer_matches_template
+
+    report = assert_renderer_matches_template(renderer, documented=DOCUMENTED, skipped=THINKING | TOOLS)
+    assert report.counts("generation") == {MATCH: 33, DOC: 5, SKIPPED: 30}
+    assert report.counts("supervised") == {MATCH: 22, DOC: 4, SKIPPED: 18}
+
+
+class WhitespaceTypo(Llama3Renderer):
+    """Keeps whitespace, as documented, and also changes one token inside a
+    whitespace-edged message: the documented difference must not hide it."""
+
+    def render_conversation(self, messages, tools):
+        out = super().render_conversation(messages, tools)
+        return [RenderedMessage(r.header, r.body.replace("Trailing spaces", "Trailing space"), r.trailer) for r in out]
+
+
+class TypoPlugin:
+    @hookimpl
+    def register_renderers(self, register):
+        register("llama3_typo", WhitespaceTypo, "llama3 with a one-token bug in a whitespace-edged message")
+
+
+def test_a_bug_inside_a_whitespace_edged_message_fails(load_only, cookbook_plugin, tok, shared_tokenizers):
+    from typer.testing import CliRunner
+
+    from cookbook_cli.cli.main import app
+    from cookbook_cli.testing import assert_renderer_matches_template
+
+    with pytest.raises(AssertionError, match=r"renderer: ' space'\(3634\).*\n.*template: ' spaces'\(12908\)"):
+        assert_renderer_matches_template(WhitespaceTypo(tok), documented=DOCUMENTED, skipped=THINKING | TOOLS)
+    load_only()
+    cookbook_plugin(TypoPlugin(), name="llama3-typo")
+    result = CliRunner().invoke(app, ["renderers", "check", "llama3_typo", "--tokenizer", str(shared_tokenizers / "llama3")])
+    assert result.exit_code == 1 and result.output.rstrip().endswith("FAILED")
+    failed = [line for line in result.output.splitlines() if line.startswith("FAIL ")]
+    assert len(failed) == 1 and "trailing whitespace" in failed[0]
+    assert "even with the documented difference(s) applied (the template strips whitespace" in result.output

@@ -14,8 +14,10 @@ import cookbook_cli
 from cookbook_cli.cli.main import app
 from cookbook_cli.conversations import load_conversations, parse_conversation
 from cookbook_cli.renderers.base import RenderedMessage
+from cookbook_cli.errors import CookbookError
 from cookbook_cli.renderers.check import (
     DOCUMENTED,
+    ERROR,
     MATCH,
     MISMATCH,
     SKIPPED,
@@ -24,6 +26,7 @@ from cookbook_cli.renderers.check import (
     generation_prompt_lengths,
 )
 from cookbook_cli.renderers.check_conversations import builtin_conversations, write_jsonl
+from cookbook_cli.renderers.differences import TemplateDifference, TemplateDifferenceError
 from cookbook_cli.renderers.hf_template import HFTemplateRenderer
 from cookbook_cli.tokenizers import get_tokenizer
 from cookbook_cli.types import text_of, thinking_of
@@ -85,31 +88,54 @@ def test_first_difference(llama):
     assert short.index == 2 and short.renderer_next == () and "(end of sequence)" in short.describe()
 
 
-class UpperAnswer(HFTemplateRenderer):
-    """Writes the final assistant message in capitals, and says so."""
+class UpperFinalAnswer(TemplateDifference):
+    """Declared by UpperAnswer: the template side's final answer in capitals."""
 
-    explain = True
+    description = "final answer in capitals"
+
+    def applies(self, messages, tools, *, generation):
+        return not generation and messages[-1]["role"] == "assistant"
+
+    def template_output(self, text, messages, tools):
+        head, sep, answer = text.rpartition("<|end_header_id|>\n\n")
+        body, eot, rest = answer.partition("<|eot_id|>")
+        return head + sep + body.upper() + eot + rest
+
+
+class UpperAnswer(HFTemplateRenderer):
+    """Writes the final assistant message in capitals, and declares it."""
+
+    template_differences = (UpperFinalAnswer(),)
 
     def render_conversation(self, messages, tools):
         out = super().render_conversation(messages, tools)
         if messages and messages[-1]["role"] == "assistant":
-            last = out[-1]
-            out[-1] = RenderedMessage(last.header, last.body.upper(), last.trailer)
+            last, text = out[-1], text_of(messages[-1])
+            out[-1] = RenderedMessage(last.header, last.body.replace(text, text.upper()), last.trailer)
         return out
 
-    def template_difference(self, messages, tools, *, generation):
-        return "final answer in capitals" if self.explain and not generation else None
+
+class UpperAnswerUndeclared(UpperAnswer):
+    template_differences = ()
 
 
 class UpperAnswerAndHeader(UpperAnswer):
-    """...and also changes the header the template's prompt ends with: the example
-    no longer continues the prompt, which no documentation excuses."""
+    """...and also changes the header the template's prompt ends with, which
+    the declared transformation does not describe."""
 
     def render_conversation(self, messages, tools):
         out = super().render_conversation(messages, tools)
         if messages and messages[-1]["role"] == "assistant":
             out[-1] = RenderedMessage(out[-1].header.upper(), out[-1].body, out[-1].trailer)
         return out
+
+
+class UpperAnswerAndTypo(UpperAnswer):
+    """...and, in the same conversation, a one-token bug in the user's message."""
+
+    def render_conversation(self, messages, tools):
+        out = super().render_conversation(messages, tools)
+        return [RenderedMessage(r.header, r.body.replace("hi<|eot_id|>", "hi!<|eot_id|>"), r.trailer) for r in out]
 
 
 def test_statuses(llama):
@@ -120,11 +146,9 @@ def test_statuses(llama):
     documented = check_renderer(UpperAnswer(llama), [c])
     gen, sup = documented.results[0].comparisons
     assert (gen.status, sup.status) == (MATCH, DOCUMENTED) and documented.ok
-    assert "final answer in capitals" in sup.detail and "continues the template's generation prompt" in sup.detail
+    assert sup.detail == "final answer in capitals; the example continues the template's generation prompt token for token"
 
-    undocumented = UpperAnswer(llama)
-    undocumented.explain = False
-    report = check_renderer(undocumented, [c])
+    report = check_renderer(UpperAnswerUndeclared(llama), [c])
     assert report.results[0].comparisons[1].status == MISMATCH and not report.ok
     assert "first difference at token" in report.format() and report.format().endswith("FAILED")
     with pytest.raises(AssertionError, match="'HEL'"):
@@ -132,7 +156,79 @@ def test_statuses(llama):
 
     broken = check_renderer(UpperAnswerAndHeader(llama), [c])
     sup = broken.results[0].comparisons[1]
-    assert sup.status == MISMATCH and "does not continue the template's generation prompt" in sup.detail
+    assert sup.status == MISMATCH and "even with the documented difference(s) applied (final answer in capitals)" in sup.detail
+    assert sup.difference.template_next[0][1] == "<|start_header_id|>" and sup.difference.renderer_next[0][1] == "<"
+
+
+def test_a_documented_difference_excuses_nothing_else(llama):
+    """The transformation is applied, then every token must match: a one-token
+    bug elsewhere in a conversation the difference applies to still fails."""
+    c = conv(("user", "hi"), ("assistant", "hello"))
+    report = check_renderer(UpperAnswerAndTypo(llama), [c])
+    gen, sup = report.results[0].comparisons
+    assert (gen.status, sup.status) == (MISMATCH, MISMATCH) and not report.ok
+    assert sup.difference.renderer_next[0][1] == "!" and "final answer in capitals" in sup.detail
+
+
+class NoCapitalsFound(TemplateDifference):
+    description = "expects a marker the template never writes"
+
+    def template_output(self, text, messages, tools):
+        if "<<marker>>" not in text:
+            raise TemplateDifferenceError("no <<marker>> in the template's text")
+        return text
+
+
+class DeclaresTheWrongThing(UpperAnswerUndeclared):
+    template_differences = (NoCapitalsFound(),)
+
+
+class RaisesKeyError(HFTemplateRenderer):
+    def render_conversation(self, messages, tools):
+        raise KeyError("oops")
+
+
+class DifferenceRaises(UpperAnswerUndeclared):
+    class Broken(TemplateDifference):
+        def applies(self, messages, tools, *, generation):
+            raise ZeroDivisionError("bad difference")
+
+    template_differences = (Broken(),)
+
+
+def test_a_difference_that_does_not_fit_is_a_mismatch(llama):
+    c = conv(("user", "hi"), ("assistant", "hello"))
+    sup = check_renderer(DeclaresTheWrongThing(llama), [c]).results[0].comparisons[1]
+    assert sup.status == MISMATCH
+    assert "does not describe the template's text: no <<marker>> in the template's text" in sup.detail
+
+
+def test_what_raises_is_an_error_not_a_skip(llama):
+    c = conv(("user", "hi"), ("assistant", "hello"))
+    report = check_renderer(RaisesKeyError(llama), [c])
+    statuses = [x.status for x in report.results[0].comparisons]
+    assert statuses == [ERROR, ERROR] and not report.ok and report.compared == 0
+    assert report.results[0].comparisons[0].detail == "the renderer raised KeyError: 'oops'"
+    assert "FAIL" in report.format() and "1 error(s)" in report.format()
+    bad = check_renderer(DifferenceRaises(llama), [c]).results[0].comparisons[1]
+    assert bad.status == ERROR and "ZeroDivisionError: bad difference" in bad.detail
+    # a template that fails to render (not its own raise_exception) is an error too
+    broken = check_renderer(HFTemplateRenderer(llama), [c], template="{{ messages[0].missing.deeper }}")
+    assert {x.status for x in broken.results[0].comparisons} == {ERROR} and not broken.ok
+
+
+def test_a_template_that_does_not_parse_is_one_error(llama):
+    with pytest.raises(CookbookError, match=r"^bad\.jinja: chat template does not parse: .* \(line 1\)$"):
+        check_renderer(HFTemplateRenderer(llama), [conv(("user", "hi"))], template="{% if %}", template_source="bad.jinja")
+
+
+def test_a_renderer_with_the_old_api_is_told_what_to_do(llama):
+    class Old(HFTemplateRenderer):
+        def template_difference(self, messages, tools, *, generation):
+            return "anything"
+
+    with pytest.raises(CookbookError, match="template_differences"):
+        check_renderer(Old(llama), [conv(("user", "hi"))])
 
 
 class NoThinking(HFTemplateRenderer):
@@ -165,10 +261,11 @@ def test_same_text_split_encoding_is_reported(load_only, shared_tokenizers):
 # -- the command ---------------------------------------------------------------------------------
 def test_cli_check_passes(load_only, llama_dir):
     load_only()
-    result = runner.invoke(app, ["renderers", "check", "hf_template", "--tokenizer", llama_dir])
+    result = runner.invoke(app, ["renderers", "check", "llama3", "--tokenizer", llama_dir])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[-1] == "OK" and len([line for line in lines if line.startswith("ok ")]) >= 40
+    assert lines[0] == f"renderer 'llama3' against the chat template of {llama_dir}" and lines[-1] == "OK"
+    assert len([line for line in lines if line.startswith("ok ")]) == len(builtin_conversations()[0])
 
 
 def test_cli_check_fails_on_a_wrong_template(load_only, llama_dir, llama, tmp_path):

@@ -28,8 +28,9 @@ def test_parse(renderer):
     assert renderer.parse_response(tok.encode(" 4\n\nUser:")) == ({"role": "assistant", "content": "4"}, Termination.STOP)
     assert renderer.parse_response(tok.encode(" 4"))[1] is Termination.NO_STOP
     assert renderer.parse_response(tok.encode(" 4\n\nUser: x\n\nUser:"))[1] is Termination.MULTIPLE_STOPS
-    msg, term = renderer.parse_response(tok.encode(" 4\n\n") + [tok.eos_token_id])
-    assert msg["content"] == "4" and term is Termination.STOP or term is Termination.EOS
+    # a sampled EOS ends the response; the blank line before it is the end of the message
+    assert renderer.parse_response(tok.encode(" 4\n\n") + [tok.eos_token_id]) == ({"role": "assistant", "content": "4"}, Termination.EOS)
+    assert renderer.parse_response(tok.encode(" 4") + [tok.eos_token_id]) == ({"role": "assistant", "content": "4"}, Termination.EOS)
 
 
 def test_round_trip(renderer):

@@ -5,12 +5,22 @@ calling conventions (its newest releases deprecate the `_async` twins and
 return futures of clients, which recipes here do not have to know about),
 give tokenizers as `cookbook_cli.tokenizers.Tokenizer`, and turn setup
 mistakes into one-line errors.
+
+Before the SDK opens a session, one request checks that the service answers
+(the SDK itself retries an unreachable service for minutes without a word):
+a refused or timed-out connection is retried a few times, each retry said on
+stderr, then fails in one line naming the URL; a rejected API key fails at
+once.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +38,8 @@ MISSING_KEY = (
     "TINKER_API_KEY is not set: export TINKER_API_KEY=<key from the Tinker console> to use the tinker engine, "
     "or run with --engine local"
 )
+CONNECT_ATTEMPTS = 3
+RETRY_DELAYS = (0.5, 1.0)  # seconds before the 2nd and the 3rd attempt
 
 
 def _client(maybe_future: Any) -> Any:
@@ -44,11 +56,85 @@ async def _client_async(maybe_future: Any) -> Any:
 
 
 async def _call_async(obj: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-    """The SDK's `<method>_async` when it has one (no blocking in the event
-    loop), else the plain method; either way the client, not a future."""
+    """The client an SDK factory makes, without blocking the event loop: its
+    `<method>_async` twin on SDKs where the plain factory blocks, the plain
+    factory's future, awaited, on SDKs that deprecate the twin (0.38 and later)."""
     twin = getattr(obj, f"{method}_async", None)
-    result = await twin(*args, **kwargs) if twin is not None else getattr(obj, method)(*args, **kwargs)
-    return await _client_async(result)
+    if twin is not None and not getattr(twin, "__deprecated__", None):
+        return await _client_async(await twin(*args, **kwargs))
+    return await _client_async(getattr(obj, method)(*args, **kwargs))
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _unreachable(base_url: str, reason: str, attempts: int) -> str:
+    return (
+        f"cannot reach the Tinker service at {base_url} ({reason}; {attempts} attempts): check the URL "
+        "(engine_options.base_url or TINKER_BASE_URL), your network and proxy settings"
+    )
+
+
+def _key_rejected(base_url: str, status: int, detail: str) -> str:
+    return (
+        f"the Tinker service at {base_url} rejected the API key (HTTP {status}{': ' + detail if detail else ''}): "
+        "check TINKER_API_KEY (a key from the Tinker console)"
+    )
+
+
+def _detail(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    return str(body.get("detail") or body.get("message") or body)[:200] if isinstance(body, dict) else str(body)[:200]
+
+
+def check_service(
+    base_url: str,
+    api_key: str,
+    attempts: int = CONNECT_ATTEMPTS,
+    say: Callable[[str], None] = _say,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Raise a one-line CookbookError unless the Tinker service at `base_url`
+    answers and accepts `api_key`. The request is the SDK's first one (its
+    client configuration); a transport failure is retried `attempts` times in
+    all, each retry announced through `say`."""
+    import httpx
+    import tinker
+
+    url = f"{base_url}/api/v1/client/config"
+    for attempt in range(1, attempts + 1):
+        try:
+            response = httpx.post(
+                url, json={"sdk_version": tinker.__version__}, headers={"X-API-Key": api_key}, timeout=httpx.Timeout(20, connect=5)
+            )
+        except httpx.TransportError as e:
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            if attempt == attempts:
+                raise CookbookError(_unreachable(base_url, reason, attempts)) from None
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
+            say(f"tinker: cannot reach {base_url} ({reason}); retrying in {delay:g} s (attempt {attempt + 1} of {attempts})")
+            sleep(delay)
+            continue
+        if response.status_code in (401, 403):
+            raise CookbookError(_key_rejected(base_url, response.status_code, _detail(response)))
+        return
+
+
+@contextmanager
+def _sdk_errors(base_url: str) -> Iterator[None]:
+    """The SDK's connection and authentication errors as one-line CookbookErrors."""
+    import tinker
+
+    try:
+        yield
+    except (tinker.AuthenticationError, tinker.PermissionDeniedError) as e:
+        raise CookbookError(_key_rejected(base_url, e.status_code, _detail(e.response))) from None
+    except tinker.APIConnectionError as e:
+        raise CookbookError(_unreachable(base_url, f"{type(e).__name__}: {e}", 1)) from None
 
 
 def _tokenizer(base_model: str) -> Tokenizer:
@@ -141,27 +227,35 @@ class TinkerTrainingClient:
     async def save_state_async(self, name: str, overwrite: bool = False) -> APIFuture[types.SaveWeightsResponse]:
         return self.save_state(name, overwrite)
 
+    # The SDK deprecates loading into a live client in favour of a new client
+    # created from the state; these swap to that client before returning.
+    @staticmethod
+    def _factory(with_optimizer: bool) -> str:
+        return "create_training_client_from_state" + ("_with_optimizer" if with_optimizer else "")
+
     def _reload(self, path: str, with_optimizer: bool) -> APIFuture[types.LoadWeightsResponse]:
-        # The SDK deprecates loading into a live client in favour of a new client
-        # created from the state; swap to that client before returning.
         from tinker import types
 
-        svc = self._service.inner
-        make = svc.create_training_client_from_state_with_optimizer if with_optimizer else svc.create_training_client_from_state
-        self.inner = _client(make(path))
+        self.inner = self._service._make(self._factory(with_optimizer), path)
+        return LocalFuture.completed(types.LoadWeightsResponse(path=path))
+
+    async def _reload_async(self, path: str, with_optimizer: bool) -> APIFuture[types.LoadWeightsResponse]:
+        from tinker import types
+
+        self.inner = await self._service._make_async(self._factory(with_optimizer), path)
         return LocalFuture.completed(types.LoadWeightsResponse(path=path))
 
     def load_state(self, path: str) -> APIFuture[types.LoadWeightsResponse]:
         return self._reload(path, with_optimizer=False)
 
     async def load_state_async(self, path: str) -> APIFuture[types.LoadWeightsResponse]:
-        return self.load_state(path)
+        return await self._reload_async(path, with_optimizer=False)
 
     def load_state_with_optimizer(self, path: str) -> APIFuture[types.LoadWeightsResponse]:
         return self._reload(path, with_optimizer=True)
 
     async def load_state_with_optimizer_async(self, path: str) -> APIFuture[types.LoadWeightsResponse]:
-        return self.load_state_with_optimizer(path)
+        return await self._reload_async(path, with_optimizer=True)
 
     def save_weights_for_sampler(self, name: str) -> APIFuture[types.SaveWeightsForSamplerResponse]:
         return self.inner.save_weights_for_sampler(name)
@@ -198,8 +292,10 @@ class TinkerTrainingClient:
 
 
 class TinkerServiceClient:
-    """Tinker's ServiceClient. Args: api_key (default $TINKER_API_KEY), base_url,
-    and any other keyword the SDK's ServiceClient takes."""
+    """Tinker's ServiceClient. Args: api_key (default $TINKER_API_KEY), base_url
+    (default $TINKER_BASE_URL, else the SDK's), and any other keyword the SDK's
+    ServiceClient takes. Checks that the service answers and accepts the key
+    (`check_service`) before the SDK opens a session."""
 
     engine = "tinker"
 
@@ -208,8 +304,21 @@ class TinkerServiceClient:
         if not key:
             raise CookbookError(MISSING_KEY)
         import tinker
+        from tinker.lib.base_url import resolve_base_url
 
-        self.inner = tinker.ServiceClient(api_key=key, base_url=base_url, **options)
+        self.base_url = resolve_base_url(base_url)
+        check_service(self.base_url, key)
+        with _sdk_errors(self.base_url):
+            self.inner = tinker.ServiceClient(api_key=key, base_url=base_url, **options)
+
+    def _make(self, factory: str, *args: Any, **kwargs: Any) -> Any:
+        """The client an SDK factory makes, its errors as one-line CookbookErrors."""
+        with _sdk_errors(self.base_url):
+            return _client(getattr(self.inner, factory)(*args, **kwargs))
+
+    async def _make_async(self, factory: str, *args: Any, **kwargs: Any) -> Any:
+        with _sdk_errors(self.base_url):
+            return await _call_async(self.inner, factory, *args, **kwargs)
 
     def create_lora_training_client(
         self,
@@ -221,10 +330,11 @@ class TinkerServiceClient:
         train_unembed: bool = True,
     ) -> TinkerTrainingClient:
         _check_rank(rank)
-        inner = self.inner.create_lora_training_client(
-            base_model, rank=rank, seed=seed, train_mlp=train_mlp, train_attn=train_attn, train_unembed=train_unembed
+        inner = self._make(
+            "create_lora_training_client",
+            base_model, rank=rank, seed=seed, train_mlp=train_mlp, train_attn=train_attn, train_unembed=train_unembed,
         )
-        return TinkerTrainingClient(self, _client(inner), base_model)
+        return TinkerTrainingClient(self, inner, base_model)
 
     async def create_lora_training_client_async(
         self,
@@ -236,8 +346,8 @@ class TinkerServiceClient:
         train_unembed: bool = True,
     ) -> TinkerTrainingClient:
         _check_rank(rank)
-        inner = await _call_async(
-            self.inner, "create_lora_training_client",
+        inner = await self._make_async(
+            "create_lora_training_client",
             base_model, rank=rank, seed=seed, train_mlp=train_mlp, train_attn=train_attn, train_unembed=train_unembed,
         )
         return TinkerTrainingClient(self, inner, base_model)
@@ -249,25 +359,25 @@ class TinkerServiceClient:
         return TinkerTrainingClient(self, inner, base)
 
     def create_training_client_from_state(self, path: str) -> TinkerTrainingClient:
-        return self._wrap_from_state(_client(self.inner.create_training_client_from_state(path)))
+        return self._wrap_from_state(self._make("create_training_client_from_state", path))
 
     async def create_training_client_from_state_async(self, path: str) -> TinkerTrainingClient:
-        return self._wrap_from_state(await _call_async(self.inner, "create_training_client_from_state", path))
+        return self._wrap_from_state(await self._make_async("create_training_client_from_state", path))
 
     def create_training_client_from_state_with_optimizer(self, path: str) -> TinkerTrainingClient:
-        return self._wrap_from_state(_client(self.inner.create_training_client_from_state_with_optimizer(path)))
+        return self._wrap_from_state(self._make("create_training_client_from_state_with_optimizer", path))
 
     async def create_training_client_from_state_with_optimizer_async(self, path: str) -> TinkerTrainingClient:
-        inner = await _call_async(self.inner, "create_training_client_from_state_with_optimizer", path)
-        return self._wrap_from_state(inner)
+        return self._wrap_from_state(await self._make_async("create_training_client_from_state_with_optimizer", path))
 
     def create_sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> TinkerSamplingClient:
-        return TinkerSamplingClient(_client(self.inner.create_sampling_client(model_path=model_path, base_model=base_model)), base_model)
+        inner = self._make("create_sampling_client", model_path=model_path, base_model=base_model)
+        return TinkerSamplingClient(inner, base_model)
 
     async def create_sampling_client_async(
         self, model_path: str | None = None, base_model: str | None = None
     ) -> TinkerSamplingClient:
-        inner = await _call_async(self.inner, "create_sampling_client", model_path=model_path, base_model=base_model)
+        inner = await self._make_async("create_sampling_client", model_path=model_path, base_model=base_model)
         return TinkerSamplingClient(inner, base_model)
 
 

@@ -13,8 +13,9 @@ model is trained on is what it sees when sampling.
 
 A second, optional set of hooks (`template_*`) states how the renderer relates
 to the model's own Hugging Face chat template: how to call the template so it
-means the same conversation, and which documented differences excuse a
-mismatch. `cookbook renderers check` and the parity tests use them.
+means the same conversation, and which documented differences (transformations
+of the template side, `template_differences`) the comparison applies before it
+requires equal tokens. `cookbook renderers check` and the parity tests use them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from cookbook_cli.types import Message, ToolSpec, TrainOnWhat, make_content, thi
 
 if TYPE_CHECKING:
     import tinker.types
+
+    from cookbook_cli.renderers.differences import TemplateDifference
 
     from cookbook_cli.tokenizers import Tokenizer
 
@@ -62,6 +65,10 @@ class Renderer(ABC):
     #: The message field the family's chat template reads thinking from
     #: ("reasoning_content", the Hugging Face convention; gpt-oss reads "thinking").
     template_thinking_field: str = "reasoning_content"
+    #: What this renderer deliberately writes differently from the template, each
+    #: as a transformation of the template side (see `renderers.differences`);
+    #: every one should be listed in the renderer's docstring.
+    template_differences: tuple[TemplateDifference, ...] = ()
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -268,16 +275,6 @@ class Renderer(ABC):
             thinking_field=self.template_thinking_field,
             **variables,
         )
-
-    def template_difference(
-        self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool
-    ) -> str | None:
-        """Why this renderer's tokens may differ from the template's for this
-        conversation (its generation prompt when `generation`, else the whole
-        conversation as a training example), or None when they must be equal.
-        Consulted only after a mismatch, to excuse a difference the renderer's
-        docstring documents; every reason returned here should be listed there."""
-        return None
 
     # -- helpers for subclasses ---------------------------------------------------------
     def split_response(self, tokens: list[int]) -> tuple[str, Termination]:

@@ -18,17 +18,23 @@ kwargs). A comparison ends as
 - `documented`: they differ, and either the text is the same and only the
   renderer's piece-by-piece encoding explains it (the base class encodes a
   header apart from its body on purpose, so a generation prompt stays a token
-  prefix of the conversation; the report names the boundary), or
-  `Renderer.template_difference` names a difference the renderer documents. A documented training example that ends
-  in an assistant message must still continue the template's own generation
-  prompt for that message token for token (what the model is trained on
+  prefix of the conversation; the report names the boundary), or the
+  renderer's `template_differences` that apply to the conversation, applied to
+  the template side (`renderers.differences`), make the template's tokens equal
+  to the renderer's (or the same text split only at piece boundaries). A
+  documented training example that ends in an assistant message must still
+  continue the template's own generation prompt for that message token for
+  token when the renderer's prompt equals it (what the model is trained on
   follows what it is prompted with), or it is a mismatch;
 - `mismatch`: they differ, with the first differing token and a few decoded
-  tokens of context;
-- `skipped`: the renderer or the template refuses the conversation (the reason
-  is kept).
+  tokens of context (against the template with the documented differences
+  applied, when some apply);
+- `skipped`: the renderer refuses the conversation (a CookbookError) or the
+  template does (its own `raise_exception`); the reason is kept;
+- `error`: the renderer raised anything else, the template failed to render
+  for another reason, or a documented difference raised: a bug to fix.
 
-A report is ok when nothing mismatched and at least one comparison was made.
+A report is ok when nothing mismatched or failed and at least one comparison was made.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ if TYPE_CHECKING:
     from cookbook_cli.renderers.base import Renderer
     from cookbook_cli.tokenizers import Tokenizer
 
-MATCH, DOCUMENTED, MISMATCH, SKIPPED = "match", "documented", "mismatch", "skipped"
+MATCH, DOCUMENTED, MISMATCH, SKIPPED, ERROR = "match", "documented", "mismatch", "skipped", "error"
 GENERATION, SUPERVISED = "generation", "supervised"
 
 
@@ -113,7 +119,7 @@ def first_difference(
 class Comparison:
     kind: str  # GENERATION or SUPERVISED
     messages: int  # how many messages were rendered (the prompt's length, for a generation prompt)
-    status: str  # MATCH, DOCUMENTED, MISMATCH or SKIPPED
+    status: str  # MATCH, DOCUMENTED, MISMATCH, SKIPPED or ERROR
     detail: str = ""  # the documented difference, the refusal, or what went wrong
     difference: TokenDifference | None = None
 
@@ -134,7 +140,7 @@ class ConversationResult:
 
     @property
     def failed(self) -> bool:
-        return any(c.status == MISMATCH for c in self.comparisons)
+        return any(c.status in (MISMATCH, ERROR) for c in self.comparisons)
 
     def of_kind(self, kind: str) -> list[Comparison]:
         return [c for c in self.comparisons if c.kind == kind]
@@ -148,7 +154,7 @@ class ConversationResult:
             counts = Counter(c.status for c in cs)
             if kind == GENERATION:
                 text = f"generation {counts[MATCH]}/{len(cs)} match"
-                extra = [f"{counts[s]} {s}" for s in (DOCUMENTED, MISMATCH, SKIPPED) if counts[s]]
+                extra = [f"{counts[s]} {s}" for s in (DOCUMENTED, MISMATCH, ERROR, SKIPPED) if counts[s]]
                 parts.append(text + (f" ({', '.join(extra)})" if extra else ""))
             else:
                 parts.append(f"supervised {cs[0].status}")
@@ -167,9 +173,13 @@ class CheckReport:
     def counts(self, kind: str) -> Counter[str]:
         return Counter(c.status for r in self.results for c in r.of_kind(kind))
 
+    def cases(self, status: str) -> set[str]:
+        """Names of the conversations with at least one comparison of `status`."""
+        return {r.name for r in self.results if any(c.status == status for c in r.comparisons)}
+
     @property
     def compared(self) -> int:
-        return sum(n for kind in (GENERATION, SUPERVISED) for s, n in self.counts(kind).items() if s != SKIPPED)
+        return sum(n for kind in (GENERATION, SUPERVISED) for s, n in self.counts(kind).items() if s not in (SKIPPED, ERROR))
 
     @property
     def ok(self) -> bool:
@@ -183,7 +193,7 @@ class CheckReport:
             mark = "FAIL" if r.failed else "ok  "
             lines.append(f"{mark} {r.index:>3} {r.name:<40} {r.summary()}")
             for c in r.comparisons:
-                show = c.status == MISMATCH or (verbose and c.status in (DOCUMENTED, SKIPPED))
+                show = c.status in (MISMATCH, ERROR) or (verbose and c.status in (DOCUMENTED, SKIPPED))
                 if not show:
                     continue
                 where = f"{c.kind} prompt after {c.messages} message(s)" if c.kind == GENERATION else "training example"
@@ -197,6 +207,7 @@ class CheckReport:
             lines.append(
                 f"{label}: {counts[MATCH]}/{total} match, {counts[DOCUMENTED]} documented difference(s), "
                 f"{counts[MISMATCH]} mismatch(es), {counts[SKIPPED]} skipped"
+                + (f", {counts[ERROR]} error(s)" if counts[ERROR] else "")
             )
         if self.compared == 0:
             lines.append("nothing was compared: every conversation was refused")
@@ -236,8 +247,10 @@ def check_renderer(
     template_source: str = "",
 ) -> CheckReport:
     """Compare `renderer` with `template` (default: its tokenizer's own chat
-    template) on `conversations`, encoding both with the renderer's tokenizer."""
-    from cookbook_cli.renderers.chat_template import template_special_tokens, tokenizer_chat_template
+    template) on `conversations`, encoding both with the renderer's tokenizer.
+    A template that does not parse is a CookbookError (one line, naming it)
+    before anything is compared."""
+    from cookbook_cli.renderers.chat_template import compile_template, template_special_tokens, tokenizer_chat_template
 
     tokenizer = renderer.tokenizer
     if template is None:
@@ -248,22 +261,41 @@ def check_renderer(
                 f"tokenizer {tokenizer.source!r} has no chat template (chat_template.jinja or tokenizer_config.json's "
                 "chat_template beside tokenizer.json); pass one with --template FILE"
             )
+    template_source = template_source or "the given chat template"
+    try:
+        compile_template(template)
+    except CookbookError as e:
+        raise CookbookError(f"{template_source}: {e}") from None
+    if callable(getattr(renderer, "template_difference", None)):
+        raise CookbookError(
+            f"renderer {renderer.name or type(renderer).__name__!r} defines template_difference(), which is no longer "
+            "read: declare its differences as transformations in `template_differences` (see docs/renderers.md)"
+        )
     special = template_special_tokens(tokenizer)
-    report = CheckReport(renderer.name or type(renderer).__name__, template_source or "the given chat template")
+    report = CheckReport(renderer.name or type(renderer).__name__, template_source)
     for index, conv in enumerate(conversations):
         name = names[index] if names is not None and index < len(names) else f"conversation {index}"
         result = ConversationResult(index, name)
         tools = conv.tools or None
-        generation: dict[int, tuple[Comparison, list[int] | None]] = {}
+        prompts: dict[int, _Outcome] = {}
         for n in generation_prompt_lengths(conv.messages):
-            generation[n] = _compare(renderer, template, special, conv.messages[:n], tools, generation=True)
-            result.comparisons.append(generation[n][0])
-        comparison, _ = _compare(renderer, template, special, conv.messages, tools, generation=False)
+            prompts[n] = _compare(renderer, template, special, conv.messages[:n], tools, generation=True)
+            result.comparisons.append(prompts[n].comparison)
+        outcome = _compare(renderer, template, special, conv.messages, tools, generation=False)
+        comparison = outcome.comparison
         if comparison.status == DOCUMENTED and conv.messages[-1]["role"] == "assistant":
-            comparison = _check_continues_prompt(renderer, conv.messages, tools, comparison, generation.get(len(conv.messages) - 1))
+            comparison = _check_continues_prompt(outcome, prompts.get(len(conv.messages) - 1), renderer.tokenizer)
         result.comparisons.append(comparison)
         report.results.append(result)
     return report
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    comparison: Comparison
+    ours: list[int] | None = None
+    # the template side's tokens (documented differences applied) when the renderer's equal them
+    exact: list[int] | None = None
 
 
 def _compare(
@@ -274,31 +306,65 @@ def _compare(
     tools: Any,
     *,
     generation: bool,
-) -> tuple[Comparison, list[int] | None]:
-    """One comparison, and the template's tokens when it rendered."""
-    kind = GENERATION if generation else SUPERVISED
+) -> _Outcome:
+    """One comparison: the renderer's tokens against the template's, then,
+    when they differ, against the template with the renderer's documented
+    differences applied."""
+    from cookbook_cli.renderers.chat_template import TemplateRefused
+    from cookbook_cli.renderers.differences import TemplateDifferenceError, apply_differences
+
+    kind, n = (GENERATION if generation else SUPERVISED), len(messages)
+    tok = renderer.tokenizer
     try:
         if generation:
             ours = renderer.build_generation_tokens(messages, tools=tools)
         else:
             ours, _ = renderer.build_supervised_tokens(messages, TrainOnWhat.ALL_TOKENS, tools)
     except CookbookError as e:
-        return Comparison(kind, len(messages), SKIPPED, f"renderer refuses: {e}"), None
+        return _Outcome(Comparison(kind, n, SKIPPED, f"renderer refuses: {e}"))
+    except Exception as e:  # noqa: BLE001 - a renderer bug is a finding of the check, not a crash
+        return _Outcome(Comparison(kind, n, ERROR, f"the renderer raised {type(e).__name__}: {e}"))
+
+    def render(m: list[Any], t: Any) -> str:
+        return renderer.template_text(template, m, t, add_generation_prompt=generation, special_tokens=special)
+
     try:
-        text = renderer.template_text(template, messages, tools, add_generation_prompt=generation, special_tokens=special)
-    except CookbookError as e:
-        return Comparison(kind, len(messages), SKIPPED, f"template refuses: {e}"), None
-    theirs = renderer.tokenizer.encode(text)
-    diff = first_difference(ours, theirs, renderer.tokenizer)
+        theirs = tok.encode(render(messages, tools))
+    except TemplateRefused as e:
+        return _Outcome(Comparison(kind, n, SKIPPED, f"template refuses: {e}"))
+    except Exception as e:  # noqa: BLE001
+        return _Outcome(Comparison(kind, n, ERROR, f"the template could not be rendered: {_error(e)}"))
+    if ours == theirs:
+        return _Outcome(Comparison(kind, n, MATCH), ours, theirs)
+    try:
+        differences = [d for d in renderer.template_differences if d.applies(messages, tools, generation=generation)]
+    except Exception as e:  # noqa: BLE001
+        return _Outcome(Comparison(kind, n, ERROR, f"a documented difference raised {_error(e)}"))
+    if not differences:
+        split = split_encoding_difference(renderer, messages, tools, theirs, generation=generation)
+        if split:
+            return _Outcome(Comparison(kind, n, DOCUMENTED, split, first_difference(ours, theirs, tok)), ours)
+        return _Outcome(Comparison(kind, n, MISMATCH, "tokens differ", first_difference(ours, theirs, tok)), ours)
+    described = "; ".join(d.description or type(d).__name__ for d in differences)
+    try:
+        expected = tok.encode(apply_differences(differences, render, messages, tools))
+    except (TemplateDifferenceError, TemplateRefused) as e:
+        why = f"documented difference ({described}) does not describe the template's text: {e}"
+        return _Outcome(Comparison(kind, n, MISMATCH, why, first_difference(ours, theirs, tok)), ours)
+    except Exception as e:  # noqa: BLE001
+        return _Outcome(Comparison(kind, n, ERROR, f"applying a documented difference raised {_error(e)}"))
+    diff = first_difference(ours, expected, tok)
     if diff is None:
-        return Comparison(kind, len(messages), MATCH), theirs
-    split = split_encoding_difference(renderer, messages, tools, theirs, generation=generation)
+        return _Outcome(Comparison(kind, n, DOCUMENTED, described, first_difference(ours, theirs, tok)), ours, expected)
+    split = split_encoding_difference(renderer, messages, tools, expected, generation=generation)
     if split:
-        return Comparison(kind, len(messages), DOCUMENTED, split, diff), theirs
-    reason = renderer.template_difference(messages, tools, generation=generation)
-    if reason:
-        return Comparison(kind, len(messages), DOCUMENTED, reason, diff), theirs
-    return Comparison(kind, len(messages), MISMATCH, "tokens differ", diff), theirs
+        return _Outcome(Comparison(kind, n, DOCUMENTED, f"{described}; {split}", diff), ours)
+    why = f"tokens differ from the template's even with the documented difference(s) applied ({described})"
+    return _Outcome(Comparison(kind, n, MISMATCH, why, diff), ours)
+
+
+def _error(e: Exception) -> str:
+    return str(e) if isinstance(e, CookbookError) else f"{type(e).__name__}: {e}"
 
 
 def split_encoding_difference(
@@ -325,19 +391,15 @@ def split_encoding_difference(
     return "same text; tokens differ only where the renderer encodes its pieces separately"
 
 
-def _check_continues_prompt(
-    renderer: Renderer,
-    messages: list[Any],
-    tools: Any,
-    comparison: Comparison,
-    prompt: tuple[Comparison, list[int] | None] | None,
-) -> Comparison:
+def _check_continues_prompt(outcome: _Outcome, prompt: _Outcome | None, tokenizer: Tokenizer) -> Comparison:
     """A documented training example must still start with the template's
-    generation prompt for its last message, when that prompt matched."""
-    if prompt is None or prompt[0].status != MATCH or prompt[1] is None:
+    generation prompt for its last message, when the renderer's prompt equals
+    that one token for token: what the model is trained on follows what it is
+    prompted with."""
+    comparison = outcome.comparison
+    if prompt is None or prompt.exact is None or outcome.ours is None:
         return comparison
-    prompt_tokens = prompt[1]
-    ours, _ = renderer.build_supervised_tokens(messages, TrainOnWhat.ALL_TOKENS, tools)
+    prompt_tokens, ours = prompt.exact, outcome.ours
     if ours[: len(prompt_tokens)] == prompt_tokens:
         return Comparison(
             comparison.kind,
@@ -346,7 +408,7 @@ def _check_continues_prompt(
             comparison.detail + "; the example continues the template's generation prompt token for token",
             comparison.difference,
         )
-    diff = first_difference(ours[: len(prompt_tokens)], prompt_tokens, renderer.tokenizer)
+    diff = first_difference(ours[: len(prompt_tokens)], prompt_tokens, tokenizer)
     return Comparison(
         comparison.kind,
         comparison.messages,

@@ -18,7 +18,9 @@ Where this differs from Meta's Llama 3.2 chat template (each is tested):
   has no system message. This renderer writes only the messages it is given;
   put the preamble in your system message to reproduce the template exactly.
 - The template strips whitespace around every message's content; this renderer
-  keeps content byte for byte, so leading/trailing whitespace is trained on.
+  keeps content byte for byte, so leading/trailing whitespace is trained on
+  (declared as `ContentKeptVerbatim`: the check puts the content back where
+  the template wrote it and then requires equal tokens).
 - Tool declarations and tool calls (the template's JSON function-calling
   prompt) are not supported and are refused, as is thinking content: Llama 3
   has no thinking format.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import re
 
 from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.differences import ContentKeptVerbatim
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.types import Message, ToolSpec, text_of
 
@@ -47,6 +50,7 @@ def _header(role: str) -> str:
 
 class Llama3Renderer(Renderer):
     template_kwargs = {"date_string": TEMPLATE_DATE}
+    template_differences = (ContentKeptVerbatim(),)
 
     def __init__(self, tokenizer) -> None:  # type: ignore[no-untyped-def]
         super().__init__(tokenizer)
@@ -83,8 +87,3 @@ class Llama3Renderer(Renderer):
         if not (messages and messages[0]["role"] == "system"):
             text = text.replace(_EMPTY_SYSTEM, "", 1)
         return text
-
-    def template_difference(self, messages, tools, *, generation):  # type: ignore[no-untyped-def]
-        if any(text_of(m) != text_of(m).strip() for m in messages):
-            return "the template strips whitespace around message content; this renderer keeps it"
-        return None

@@ -18,8 +18,11 @@ from cookbook_cli import hookimpl
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.renderers import get_renderer
 from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.check_conversations import builtin_conversations
+from cookbook_cli.renderers.differences import ContentKeptVerbatim
 from cookbook_cli.rl.problem_env import ProblemGroupBuilder, SeededProblemDataset
 from cookbook_cli.rl.types import Env, EnvContext, RLDataset, RLDatasetBuilder, StepResult
+from cookbook_cli.types import thinking_of
 from cookbook_cli.testing import (
     assert_renderer_matches_template,
     check_dataset,
@@ -51,6 +54,11 @@ class ChatML(Renderer):
         return f"<|im_start|>{role}\n"
 
 
+TOOLS_OR_THINKING = {
+    name for name, c in zip(*builtin_conversations()) if c.tools or any(thinking_of(m) is not None for m in c.messages)
+}
+
+
 class ChatMLNoNewline(ChatML):
     """Forgets the newline after <|im_end|>."""
 
@@ -72,8 +80,8 @@ def renderers(cookbook_load_only, cookbook_plugin):
 
 
 def test_renderer_assertion_passes_a_faithful_renderer(renderers, tmp_path):
-    report = assert_renderer_matches_template("test_chatml", TINY)
-    assert report.ok and report.counts("supervised")["match"] > 10  # the built-in varied set
+    report = assert_renderer_matches_template("test_chatml", TINY, documented=set(), skipped=TOOLS_OR_THINKING)
+    assert report.ok and report.counts("supervised") == {"match": 26, "skipped": 18}  # the built-in varied set
     conv = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"messages": conv}) + "\n")
@@ -97,6 +105,29 @@ def test_renderer_assertion_fails_when_the_template_differs(renderers):
     other = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     with pytest.raises(AssertionError, match="first difference"):
         assert_renderer_matches_template("test_chatml", TINY, [[{"role": "user", "content": "Hi"}]], template=other)
+
+
+def test_renderer_assertion_checks_the_pinned_cases(renderers):
+    with pytest.raises(AssertionError, match=r"skipped comparison are not the pinned ones: unexpected \['parallel tool calls'\], missing \[\]"):
+        assert_renderer_matches_template("test_chatml", TINY, skipped=TOOLS_OR_THINKING - {"parallel tool calls"})
+    with pytest.raises(AssertionError, match=r"documented comparison are not the pinned ones: unexpected \[\], missing \['single turn'\]"):
+        assert_renderer_matches_template("test_chatml", TINY, documented={"single turn"})
+
+
+class ChatMLTrimmed(ChatML):
+    """Declares that the template trims content (it does not): the declared
+    transformation changes nothing, so a whitespace-edged message must match as is."""
+
+    template_differences = (ContentKeptVerbatim(),)
+
+    def render_conversation(self, messages, tools):
+        return [RenderedMessage(r.header, r.body.replace("Trailing spaces   ", "Trailing spaces"), r.trailer) for r in super().render_conversation(messages, tools)]
+
+
+def test_renderer_assertion_applies_declared_differences_strictly(renderers):
+    tokenizer = get_renderer("test_chatml", TINY).tokenizer
+    with pytest.raises(AssertionError, match="even with the documented difference"):
+        assert_renderer_matches_template(ChatMLTrimmed(tokenizer), conversations=[[{"role": "user", "content": "Trailing spaces   "}]])
 
 
 def test_renderer_assertion_needs_a_tokenizer_for_a_name(renderers):

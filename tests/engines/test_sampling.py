@@ -133,7 +133,7 @@ def test_prompt_logprobs(sampler32: Any) -> None:
     from tinker import types
 
     prompt = prompt_of(sampler32)
-    resp = sampler32.sample(prompt, 1, types.SamplingParams(max_tokens=1), include_prompt_logprobs=True).result()
+    resp = sampler32.sample(prompt, 1, types.SamplingParams(max_tokens=1, seed=0), include_prompt_logprobs=True).result()
     want = sampler32.compute_logprobs(prompt).result()
     assert resp.prompt_logprobs[0] is None and want[0] is None
     np.testing.assert_allclose(resp.prompt_logprobs[1:], want[1:], atol=1e-5)

@@ -4,6 +4,7 @@ metrics, checkpoints, resume and the log-directory rules."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def test_sequential_mode_computes_the_same_metrics(tmp_path, data):
 
 
 def test_metrics_rows_hold_the_documented_fields(tmp_path, data):
-    result, _ = run(config(tmp_path, data, max_steps=5, lr_schedule="cosine", warmup_steps=1, learning_rate=0.1))
+    result, service = run(config(tmp_path, data, max_steps=5, lr_schedule="cosine", warmup_steps=1, learning_rate=0.1))
     rows = metrics(result.log_dir)
     assert [r["step"] for r in rows] == [0, 1, 2, 3, 4, 5]  # five steps, then the final evaluation
     for r in rows[:5]:
@@ -114,8 +115,12 @@ def test_metrics_rows_hold_the_documented_fields(tmp_path, data):
         assert r["lr"] == pytest.approx(learning_rate_at(r["step"], 5, 0.1, "cosine", 1))
     assert [r["step"] for r in rows if "test_nll" in r] == [0, 2, 4, 5]
     assert rows[-1]["final"] is True and "loss" not in rows[-1]
-    losses = [r["loss"] for r in rows[:5]]
-    assert losses == sorted(losses, reverse=True)  # the stand-in's loss falls with every update
+    # The stand-in gives every target token logprob -log(vocab) * decay**updates: a step's loss is
+    # the per-token NLL of its own forward_backward, after the updates before it (none left out,
+    # none counted twice), and an evaluation sees the weights before its step's update.
+    per_token = lambda step: math.log(service.vocab_size) * service.decay**step  # noqa: E731
+    assert [r["loss"] for r in rows[:5]] == pytest.approx([per_token(s) for s in range(5)], rel=1e-6)
+    assert [r["test_nll"] for r in rows if "test_nll" in r] == pytest.approx([per_token(s) for s in (0, 2, 4, 5)], rel=1e-6)
 
 
 def test_checkpoints_record_step_epoch_and_batch(tmp_path, data):

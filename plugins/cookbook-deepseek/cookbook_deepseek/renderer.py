@@ -54,15 +54,18 @@ the template's own prompt and its training text disagree there too.
 
 Where this differs from the V3.1 chat template (each is tested, and
 `cookbook renderers check` reports it as documented):
-- Tool declarations: the V3.1 template writes none (the model card has the
-  caller put them in the system prompt); the renderer writes the model card's
-  section. The template is compared on the same conversation with that
-  section put in its system message, as the model card instructs.
-- `deepseekv3_thinking`, final answer to a user message: the template writes
-  every past answer as `</think>answer` and drops reasoning, so it cannot
-  express a thinking-mode answer; the check instead verifies that the
-  training example continues the template's own thinking prompt
-  (`...<｜Assistant｜><think>`) token for token.
+- Tool declarations (`ModelCardToolSection`): the V3.1 template writes none
+  (the model card has the caller put them in the system prompt); the renderer
+  writes the model card's section. The template is compared on the same
+  conversation with the card's section, transcribed in `model_card.py` apart
+  from this module's code, put in its system message.
+- `deepseekv3_thinking`, final answer to a user message
+  (`ThinkingModeAnswer`): the template writes every past answer as
+  `</think>answer` and drops reasoning, so it cannot express a thinking-mode
+  answer; it is compared with the template's text in which that answer's
+  `<｜Assistant｜></think>` becomes the thinking prompt `<｜Assistant｜><think>`
+  followed by the reasoning and `</think>`, and must continue the template's
+  own thinking prompt token for token.
 - Several leading system messages, when the next one starts with a line
   break: the blank line joining them ends the earlier message, and each is
   encoded on its own, so the tokenizer cannot merge the blank line with the
@@ -76,10 +79,12 @@ from typing import Any
 
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.differences import TemplateDifference, TemplateDifferenceError
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.renderers.thinking import ThinkingTags
 from cookbook_cli.renderers.tool_calls import NamedArgumentsToolCalls
 from cookbook_cli.types import Message, ToolSpec, text_of, thinking_of
+from cookbook_deepseek.model_card import card_tool_description
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -118,6 +123,60 @@ def leading_systems(messages: list[Message]) -> int:
     return n
 
 
+class ModelCardToolSection(TemplateDifference):
+    """The V3.1 template writes no tool declarations; the renderer writes the
+    model card's tool description after the system prompt (and a blank line),
+    or right after the BOS when there is none. Applied: the template is given
+    the card's description (`model_card.py`, not the renderer's code) in its
+    system prompt, as the card instructs."""
+
+    description = (
+        "the template writes no tool declarations; this renderer writes the model card's tool section "
+        "at the end of the system prompt"
+    )
+
+    def applies(self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool) -> bool:
+        return bool(tools)
+
+    def template_input(
+        self, messages: list[Message], tools: list[ToolSpec] | None
+    ) -> tuple[list[Message], list[ToolSpec] | None]:
+        messages = list(messages)
+        systems = leading_systems(messages)
+        joined = "\n\n".join(text_of(m) for m in messages[:systems])
+        section = ("\n\n" if joined else "") + card_tool_description(tools or [])
+        if systems:
+            messages[systems - 1] = {**messages[systems - 1], "content": text_of(messages[systems - 1]) + section}
+        else:
+            messages.insert(0, {"role": "system", "content": section})
+        return messages, None
+
+
+class ThinkingModeAnswer(TemplateDifference):
+    """The V3.1 template writes every answer as `<｜Assistant｜></think>answer`
+    and drops its reasoning, so it cannot write a thinking-mode answer; the
+    renderer writes a final answer to a user message as the model produces it
+    after the template's own thinking prompt (`<｜Assistant｜><think>`).
+    Applied: the final answer's `<｜Assistant｜></think>` in the template's text
+    becomes `<｜Assistant｜><think>` + the message's reasoning + `</think>`."""
+
+    description = (
+        "the V3.1 template writes every answer as `</think>answer` without its reasoning, so it cannot express "
+        "a thinking-mode answer; this renderer writes it as the model produces it: `reasoning</think>answer`"
+    )
+
+    def applies(self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool) -> bool:
+        return not generation and len(messages) >= 2 and messages[-1]["role"] == "assistant" and messages[-2]["role"] == "user"
+
+    def template_output(self, text: str, messages: list[Message], tools: list[ToolSpec] | None) -> str:
+        opener = ASSISTANT + THINK.close
+        at = text.rfind(opener)
+        if at < 0 or ASSISTANT in text[at + len(opener) :]:
+            raise TemplateDifferenceError(f"the template's final answer does not open with {opener!r}")
+        reasoning = thinking_of(messages[-1]) or ""
+        return text[:at] + ASSISTANT + THINK.open + reasoning + THINK.close + text[at + len(opener) :]
+
+
 class DeepSeekV3Renderer(Renderer):
     """DeepSeek V3.1, non-thinking (see the module docstring for the format)."""
 
@@ -126,6 +185,7 @@ class DeepSeekV3Renderer(Renderer):
     template_tool_arguments = "string"
     thinking = False
     template_kwargs = {"thinking": False}
+    template_differences: tuple[TemplateDifference, ...] = (ModelCardToolSection(),)
 
     def __init__(self, tokenizer) -> None:  # type: ignore[no-untyped-def]
         super().__init__(tokenizer)
@@ -209,53 +269,9 @@ class DeepSeekV3Renderer(Renderer):
         text, term = self.split_response(tokens)
         return self.parse_text(text, THINK, TOOL_CALLS), term
 
-    # -- parity with DeepSeek V3.1's chat template -------------------------------------
-    def template_text(
-        self,
-        template: str,
-        messages: list[Message],
-        tools: list[ToolSpec] | None,
-        *,
-        add_generation_prompt: bool,
-        special_tokens: dict[str, str] | None = None,
-    ) -> str:
-        """The template on the same conversation with the tool section put into
-        the system prompt, as the model card instructs (the template writes no
-        tool declarations itself)."""
-        if tools:
-            messages = list(messages)
-            systems = leading_systems(messages)
-            joined = "\n\n".join(text_of(m) for m in messages[:systems])
-            section = ("\n\n" if joined else "") + tool_description(tools)
-            if systems:
-                last: Any = dict(messages[systems - 1])
-                last["content"] = text_of(last) + section
-                messages[systems - 1] = last
-            else:
-                messages.insert(0, {"role": "system", "content": section})
-        return super().template_text(
-            template, messages, None, add_generation_prompt=add_generation_prompt, special_tokens=special_tokens
-        )
-
-    def template_difference(
-        self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool
-    ) -> str | None:
-        if (
-            self.thinking
-            and not generation
-            and len(messages) >= 2
-            and messages[-1]["role"] == "assistant"
-            and messages[-2]["role"] == "user"
-        ):
-            return (
-                "the V3.1 template writes every answer as `</think>answer` without its reasoning, so it cannot express "
-                "a thinking-mode answer; this renderer writes it as the model produces it: `reasoning</think>answer`"
-            )
-        return None
-
-
 class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
     """DeepSeek V3.1 in thinking mode (the template's `thinking=True`)."""
 
     thinking = True
     template_kwargs = {"thinking": True}
+    template_differences = (ModelCardToolSection(), ThinkingModeAnswer())

@@ -13,11 +13,13 @@ from cookbook_cli.cli.main import app
 from cookbook_cli.conversations import parse_conversation
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.renderers import get_renderer
-from cookbook_cli.renderers.check import DOCUMENTED, MATCH, check_renderer, message_essentials, round_trip
+from cookbook_cli.renderers.base import RenderedMessage
+from cookbook_cli.renderers.check import DOCUMENTED, MATCH, SKIPPED, check_renderer, message_essentials, round_trip
 from cookbook_cli.renderers.check_conversations import builtin_conversations
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.tokenizers import Tokenizer, get_tokenizer
 from cookbook_cli.types import ToolSpec, TrainOnWhat, normalize_message
+from cookbook_deepseek.renderer import DeepSeekV3Renderer, DeepSeekV3ThinkingRenderer
 
 PLUGIN = "cookbook-deepseek"
 NAMES = ("deepseekv3", "deepseekv3_thinking")
@@ -107,27 +109,87 @@ def test_models_info(load_only):
 
 
 # -- parity ------------------------------------------------------------------------------
+ALL = set(builtin_conversations()[0])
+TOOL_CONVERSATIONS = {name for name, c in zip(*builtin_conversations()) if c.tools}
+# conversations that do not end with an answer to a user message (no thinking-mode answer to write)
+NO_ANSWER_TO_A_USER = {"only a user message", "system and user only", "user turn after answers"}
+
+
 def test_parity_non_thinking(r):
+    """Tool declarations are the one documented difference: the template gets the
+    model card's tool section (model_card.py) in its system prompt."""
     names, convs = builtin_conversations()
     report = check_renderer(r["deepseekv3"], convs, names=names)
     report.assert_ok()
-    assert report.counts("generation") == {MATCH: 68}
-    assert report.counts("supervised") == {MATCH: 44}
+    assert report.counts("generation") == {MATCH: 39, DOCUMENTED: 29}
+    assert report.counts("supervised") == {MATCH: 31, DOCUMENTED: 13}
+    assert report.cases(DOCUMENTED) == TOOL_CONVERSATIONS and len(TOOL_CONVERSATIONS) == 13
+    assert report.cases(SKIPPED) == set()
 
 
 def test_parity_thinking(r):
+    """...and every training example that ends with an answer to a user message
+    (written as the model produces it after the thinking prompt) is documented."""
     names, convs = builtin_conversations()
     report = check_renderer(r["deepseekv3_thinking"], convs, names=names)
     report.assert_ok()
-    assert report.counts("generation") == {MATCH: 68}
-    sup = report.counts("supervised")
-    # Conversations that do not end on an answer to a user message match exactly; the
-    # others are the documented thinking-mode answer, each continuing the template's prompt.
-    assert sup[MATCH] >= 14 and sup[MATCH] + sup[DOCUMENTED] == 44
+    assert report.counts("generation") == {MATCH: 39, DOCUMENTED: 29}
+    assert report.counts("supervised") == {MATCH: 3, DOCUMENTED: 41}
+    assert report.cases(DOCUMENTED) == ALL - NO_ANSWER_TO_A_USER and report.cases(SKIPPED) == set()
     for res in report.results:
         for c in res.of_kind("supervised"):
-            if c.status == DOCUMENTED:
+            if c.status == DOCUMENTED and res.name not in TOOL_CONVERSATIONS | {"ends with a tool result"}:
                 assert "continues the template's generation prompt token for token" in c.detail
+
+
+class ThinkingTypo(DeepSeekV3ThinkingRenderer):
+    """Writes the thinking-mode answer, as documented, with one wrong token in its reasoning."""
+
+    def render_conversation(self, messages, tools):
+        out = super().render_conversation(messages, tools)
+        return [RenderedMessage(x.header, x.body.replace("17*3 = 51.", "17*3 = 52."), x.trailer) for x in out]
+
+
+class ToolSectionTypo(DeepSeekV3Renderer):
+    """The model card's tool section with the blank line vLLM's example template adds after "Where:"."""
+
+    def render_conversation(self, messages, tools):
+        return [RenderedMessage(x.header, x.body.replace("Where:\n-", "Where:\n\n-"), x.trailer) for x in super().render_conversation(messages, tools)]
+
+    def preamble(self, messages, tools):
+        return super().preamble(messages, tools).replace("Where:\n-", "Where:\n\n-")
+
+
+def test_documented_differences_hide_no_other_token(tok):
+    names, convs = builtin_conversations()
+    report = check_renderer(ThinkingTypo(tok), convs, names=names)
+    assert {res.name for res in report.results if res.failed} == {"thinking, last turn"}
+    # The tool section is compared with the model card's text, not with the renderer's own:
+    # a renderer that writes it differently fails on every conversation that declares tools.
+    report = check_renderer(ToolSectionTypo(tok), convs, names=names)
+    assert {res.name for res in report.results if res.failed} == TOOL_CONVERSATIONS
+
+
+# The V3.1 model card's tool format ("ToolCall", huggingface.co/deepseek-ai/DeepSeek-V3.1), written
+# out for WEATHER: the independent reference for the renderer and for model_card.py.
+CARD_WEATHER = (
+    "## Tools\nYou have access to the following tools:\n\n"
+    "### get_weather\nDescription: Weather for a city.\n\n"
+    'Parameters: {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}\n\n'
+    "IMPORTANT: ALWAYS adhere to this exact format for tool use:\n"
+    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>tool_call_name<｜tool▁sep｜>tool_call_arguments<｜tool▁call▁end｜>"
+    "{{additional_tool_calls}}<｜tool▁calls▁end｜>\n\n"
+    "Where:\n"
+    "- `tool_call_name` must be an exact match to one of the available tools\n"
+    "- `tool_call_arguments` must be valid JSON that strictly follows the tool's Parameters Schema\n"
+    "- For multiple tool calls, chain them directly without separators or spaces"
+)
+
+
+def test_the_checks_reference_is_the_model_cards_text():
+    from cookbook_deepseek.model_card import card_tool_description
+
+    assert card_tool_description([ToolSpec.from_openai(WEATHER)]) == CARD_WEATHER
 
 
 def test_thinking_answer_continues_the_thinking_prompt(r, tok):
@@ -150,29 +212,34 @@ def test_history_drops_reasoning_and_tool_turns_stay_non_thinking(r, tok):
         {"role": "tool", "content": "cold"},
         tools=[WEATHER],
     )
+    # The model card's layout: system prompt, the tool section, the turns; arguments verbatim
+    # (no re-serialisation), no reasoning, nothing after the tool output (tool use is non-thinking).
+    expected = (
+        "<｜begin▁of▁sentence｜>Be brief.\n\n" + CARD_WEATHER + "<｜User｜>Weather in Oslo?<｜Assistant｜></think>"
+        '<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{"city":"Oslo"}'
+        "<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜><｜tool▁output▁begin｜>cold<｜tool▁output▁end｜>"
+    )
     for name in NAMES:
-        text = tok.decode(r[name].build_generation_tokens(c.messages, tools=c.tools))
-        assert text.startswith("<｜begin▁of▁sentence｜>Be brief.\n\n## Tools\nYou have access to the following tools:\n\n### get_weather\n")
-        # arguments verbatim (no re-serialisation), no reasoning, nothing after the tool output
-        assert text.endswith(
-            '<｜Assistant｜></think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{"city":"Oslo"}'
-            "<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜><｜tool▁output▁begin｜>cold<｜tool▁output▁end｜>"
-        )
-        assert "use the tool" not in text
-        assert r[name].build_generation_tokens(c.messages, tools=c.tools) == template_tokens(r[name], c, generation=True)
+        tokens = r[name].build_generation_tokens(c.messages, tools=c.tools)
+        assert tok.decode(tokens) == expected and tokens == tok.encode(expected)
 
 
 def test_tool_declarations_are_the_model_cards(r, tok):
     """The V3.1 template writes no tool declarations: the renderer writes the model
-    card's section, which the comparison puts into the template's system prompt."""
+    card's section, after the BOS when there is no system prompt."""
     from cookbook_cli.renderers.chat_template import render_chat_template
 
     c = conv(U, tools=[WEATHER])
     raw = render_chat_template(tok.chat_template, c.messages, c.tools, add_generation_prompt=True, bos_token="<｜begin▁of▁sentence｜>")
     assert "## Tools" not in raw  # the template ignores `tools`
     ours = tok.decode(r["deepseekv3"].build_generation_tokens(c.messages, tools=c.tools))
-    assert "IMPORTANT: ALWAYS adhere to this exact format for tool use:" in ours
-    assert ours.endswith("For multiple tool calls, chain them directly without separators or spaces<｜User｜>2+2?<｜Assistant｜></think>")
+    assert ours == "<｜begin▁of▁sentence｜>" + CARD_WEATHER + "<｜User｜>2+2?<｜Assistant｜></think>"
+    two = conv(U, tools=[WEATHER, {"type": "function", "function": {"name": "now", "description": "Time.", "parameters": {"type": "object", "properties": {}}}}])
+    ours = tok.decode(r["deepseekv3"].build_generation_tokens(two.messages, tools=two.tools))
+    blocks = CARD_WEATHER.replace(
+        '"required": ["city"]}\n\n', '"required": ["city"]}\n\n### now\nDescription: Time.\n\nParameters: {"type": "object", "properties": {}}\n\n'
+    )
+    assert ours == "<｜begin▁of▁sentence｜>" + blocks + "<｜User｜>2+2?<｜Assistant｜></think>"
 
 
 def test_refuses_late_system_message(r):
@@ -208,7 +275,10 @@ def test_v31_tokenizer(load_only, tok31):
         renderer = get_renderer(name, tok31)
         report = check_renderer(renderer, convs, names=names)
         report.assert_ok()
-        assert report.counts("generation") == {MATCH: 68}
+        assert report.counts("generation") == {MATCH: 39, DOCUMENTED: 29}
+        assert report.counts("supervised") == ({MATCH: 31, DOCUMENTED: 13} if name == "deepseekv3" else {MATCH: 3, DOCUMENTED: 41})
+        # one token each: no boundary merges, every documented difference holds token for token
+        assert all("same text" not in c.detail for res in report.results for c in res.comparisons)
     rd = get_renderer("deepseekv3", tok31)
     c = conv(U, {"role": "assistant", "content": "**4**"})
     tokens, weights = rd.build_supervised_tokens(c.messages)
@@ -299,9 +369,9 @@ def test_cli_check_fails_on_a_wrong_template(load_only, tok_dir, tok, tmp_path):
     result = runner.invoke(app, ["renderers", "check", "deepseekv3", "--tokenizer", tok_dir, "--template", str(wrong), "--json"])
     assert result.exit_code == 1
     report = json.loads(result.output)
-    assert report["ok"] is False and report["counts"]["generation"]["match"] >= 40  # plain chat still matches
+    assert report["ok"] is False and report["counts"]["generation"] == {"match": 39, "documented": 14, "mismatch": 15}
     failed = {c["name"] for c in report["conversations"] if any(x["status"] == "mismatch" for x in c["comparisons"])}
-    assert "single tool call and result" in failed and "single turn" not in failed
+    assert failed == {name for name, c in zip(*builtin_conversations()) if any(m.get("tool_calls") for m in c.messages)}
 
 
 def test_renderers_pickle_by_name(r):

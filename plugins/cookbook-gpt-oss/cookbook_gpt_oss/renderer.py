@@ -58,7 +58,9 @@ renderers check` reports them as documented):
   channel and the text as a commentary preamble.
 - More than one tool call in a message: the template writes only the first
   (and names every following tool result after it); the renderer writes each
-  call as its own commentary message.
+  call as its own commentary message, as the template writes one-call messages
+  in a row (`OneCallPerMessage`), and names each result after the call it
+  answers (`ToolResultsNamedByCall`).
 What does not round-trip through `parse_response`: the text of a tool-call
 message without thinking comes back as thinking (the template writes it to
 the analysis channel), and a message with several calls ends at the first
@@ -74,6 +76,7 @@ from typing import Any
 
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.differences import TemplateDifference, TemplateDifferenceError
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.renderers.tool_calls import canonical_arguments, parse_arguments
 from cookbook_cli.types import (
@@ -117,12 +120,77 @@ def call_message(call: ToolCall) -> str:
     return f" to=functions.{call.name}{CHANNEL}commentary json{MESSAGE}{canonical_arguments(call)}{CALL}"
 
 
+class OneCallPerMessage(TemplateDifference):
+    """The template writes only the first tool call of a message; the renderer
+    writes every call as its own commentary message. Applied: the template gets
+    each call in an assistant message of its own (the first keeps the
+    message's text and thinking), which it writes one after the other."""
+
+    description = "the template writes only a message's first tool call; this renderer writes each call as its own message"
+
+    def applies(self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool) -> bool:
+        return any(len(m.get("tool_calls") or []) > 1 for m in messages)
+
+    def template_input(
+        self, messages: list[Message], tools: list[ToolSpec] | None
+    ) -> tuple[list[Message], list[ToolSpec] | None]:
+        out: list[Message] = []
+        for m in messages:
+            calls = m.get("tool_calls") or []
+            if len(calls) < 2:
+                out.append(m)
+                continue
+            out.append({**m, "tool_calls": calls[:1]})
+            out.extend({"role": "assistant", "content": "", "tool_calls": [c]} for c in calls[1:])
+        return out, tools
+
+
+class ToolResultsNamedByCall(TemplateDifference):
+    """The template names every tool result after the latest tool call; the
+    renderer after the call it answers (the call with its `tool_call_id`, else
+    the call at its position among the results). Applied: each result's name
+    in the template's text is replaced by the name of the call it answers."""
+
+    description = "the template names each tool result after the latest call; this renderer after the call it answers"
+    _RESULT = re.compile(r"<\|start\|>functions\.([^\s<]+) to=assistant<\|channel\|>commentary<\|message\|>")
+
+    @staticmethod
+    def _answered(messages: list[Message]) -> list[str | None]:
+        """For each tool result in order, the name of the call it answers (None: no rule picks one)."""
+        names: list[str | None] = []
+        calls: list[ToolCall] = []
+        position = 0
+        for m in messages:
+            if m["role"] == "assistant":
+                calls, position = list(m.get("tool_calls") or []), 0
+            elif m["role"] == "tool":
+                by_id = [c.name for c in calls if c.id is not None and c.id == m.get("tool_call_id")]
+                names.append(by_id[0] if by_id else calls[position].name if position < len(calls) else None)
+                position += 1
+        return names
+
+    def applies(self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool) -> bool:
+        return any(len({c.name for c in m.get("tool_calls") or []}) > 1 for m in messages)
+
+    def template_output(self, text: str, messages: list[Message], tools: list[ToolSpec] | None) -> str:
+        names = self._answered(messages)
+        found = list(self._RESULT.finditer(text))
+        if len(found) != len(names):
+            raise TemplateDifferenceError(f"the template wrote {len(found)} tool results for {len(names)} tool messages")
+        out, last = [], 0
+        for match, name in zip(found, names):
+            out.append(text[last : match.start(1)] + (name or match.group(1)))
+            last = match.end(1)
+        return "".join(out) + text[last:]
+
+
 class GptOssRenderer(Renderer):
     """Harmony format; `reasoning_effort=None` is `gpt_oss_no_sysprompt`."""
 
     supports_tools = True
     supports_thinking = True
     template_thinking_field = "thinking"
+    template_differences = (OneCallPerMessage(), ToolResultsNamedByCall())
 
     def __init__(self, tokenizer, reasoning_effort: str | None = "medium", current_date: str | None = None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(tokenizer)
@@ -253,15 +321,6 @@ class GptOssRenderer(Renderer):
             if text.startswith(f"{START}system{MESSAGE}"):
                 text = text[text.index(END) + len(END) :]
         return text
-
-    def template_difference(
-        self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool
-    ) -> str | None:
-        for i, m in enumerate(messages):
-            calls = m.get("tool_calls") or []
-            if len(calls) > 1:
-                return f"message {i} has {len(calls)} tool calls; the template writes only the first"
-        return None
 
 
 def parse_harmony(text: str) -> Message:

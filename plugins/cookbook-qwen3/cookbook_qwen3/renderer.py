@@ -74,14 +74,15 @@ Where the tokens differ from Qwen3's chat template (each has a test, and
 - `qwen3_instruct` against the original Qwen3 template: that template writes
   an empty think block on the final assistant turn, which 2507 Instruct
   models never see or produce; the renderer writes none. Generation prompts
-  are identical; a training example is checked as the template's generation
-  prompt followed by the answer.
+  are identical; a training example is compared with the template's text
+  with that empty block removed (`NoThinkBlockOnTheFinalAnswer`), token for token.
 """
 
 from __future__ import annotations
 
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.differences import TemplateDifference, TemplateDifferenceError
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.renderers.thinking import ThinkingTags
 from cookbook_cli.renderers.tool_calls import JSONObjectToolCalls, tool_specs_json
@@ -234,19 +235,32 @@ class Qwen3DisableThinkingRenderer(Qwen3Renderer):
     template_kwargs = {"enable_thinking": False}
 
 
+class NoThinkBlockOnTheFinalAnswer(TemplateDifference):
+    """Qwen3's original template writes an empty think block on a training
+    example's final answer (after the last user message); 2507 Instruct models
+    never see one. Applied: that block is removed from the template's text."""
+
+    description = (
+        "Qwen3's original template writes an empty think block on the final assistant turn; "
+        "2507 Instruct models use no think blocks, so this renderer writes none"
+    )
+
+    def applies(self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool) -> bool:
+        n = len(messages)
+        return not generation and n > 0 and messages[-1]["role"] == "assistant" and n - 1 > last_query_index(messages)
+
+    def template_output(self, text: str, messages: list[Message], tools: list[ToolSpec] | None) -> str:
+        opener = f"{IM_START}assistant\n"
+        at = text.rfind(opener)
+        if at < 0 or not text.startswith(EMPTY_THINK, at + len(opener)):
+            raise TemplateDifferenceError("the template's final assistant turn does not open with an empty think block")
+        return text[: at + len(opener)] + text[at + len(opener) + len(EMPTY_THINK) :]
+
+
 class Qwen3InstructRenderer(Qwen3Renderer):
     """Qwen3 2507 Instruct: Qwen3's format with no think blocks; thinking is refused."""
 
     supports_thinking = False
     frames_thinking = False
 
-    def template_difference(
-        self, messages: list[Message], tools: list[ToolSpec] | None, *, generation: bool
-    ) -> str | None:
-        n = len(messages)
-        if not generation and n and messages[-1]["role"] == "assistant" and n - 1 > last_query_index(messages):
-            return (
-                "Qwen3's original template writes an empty think block on the final assistant turn; "
-                "2507 Instruct models use no think blocks, so this renderer writes none"
-            )
-        return None
+    template_differences = (NoThinkBlockOnTheFinalAnswer(),)
