@@ -27,3 +27,39 @@ def register_builtin_dataset_builders(register: Register) -> None:
         "Any Hugging Face dataset or parquet/JSON file with a messages column (dataset.path=...)",
         kind="supervised",
     )
+    register_preference_dataset_builders(register)
+
+
+def register_preference_dataset_builders(register: Register) -> None:
+    from cookbook_cli.preference.builders import (
+        ComparisonsBuilder,
+        HelpSteer3Builder,
+        HhRlhfBuilder,
+        UltraFeedbackBuilder,
+    )
+
+    register(
+        "comparisons",
+        ComparisonsBuilder,
+        "JSONL comparison file, tinker-cookbook's {comparison, label} or {prompt, chosen, rejected} lines "
+        "(default: the bundled sample)",
+        kind="preference",
+    )
+    register(
+        "hh_rlhf",
+        HhRlhfBuilder,
+        "Anthropic/hh-rlhf: helpful/harmless chosen vs rejected transcripts (the Hub or a local copy)",
+        kind="preference",
+    )
+    register(
+        "ultrafeedback",
+        UltraFeedbackBuilder,
+        "argilla/ultrafeedback-binarized-preferences: best vs a worse rated response (the Hub or a local copy)",
+        kind="preference",
+    )
+    register(
+        "helpsteer3",
+        HelpSteer3Builder,
+        "nvidia/HelpSteer3 preference: two responses rated -3..3, ties skipped (the Hub or a local copy)",
+        kind="preference",
+    )
