@@ -118,3 +118,19 @@ def test_everything_the_test_command_installs_is_installed() -> None:
     if missing and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
         pytest.skip(f"not installed here (bash scripts/test.sh installs them): {', '.join(missing)}")
     assert not missing, f"scripts/test.sh should have installed: {', '.join(missing)}"
+
+
+def test_the_shared_tokenizer_fixture_checks_each_family_folder(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("root_conftest_copy", ROOT / "conftest.py")
+    assert spec and spec.loader
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    assert conftest.missing_shared_files(tmp_path / "nowhere") == [str(tmp_path / "nowhere")]
+    for family in conftest.SHARED_FAMILIES:
+        for name in conftest.SHARED_FILES:
+            (tmp_path / family).mkdir(exist_ok=True)
+            (tmp_path / family / name).write_text("{}", encoding="utf-8")
+    assert conftest.missing_shared_files(tmp_path) == []
+    (tmp_path / "qwen3" / "chat_template.jinja").unlink()
+    assert conftest.missing_shared_files(tmp_path) == [str(tmp_path / "qwen3" / "chat_template.jinja")]
+    assert set(conftest.SHARED_FAMILIES) == {"llama3", "qwen3", "gpt_oss", "deepseek_v3"}
