@@ -10,7 +10,7 @@ import typer
 from cookbook_cli.cli.groups import command_group
 from typer.core import TyperCommand
 
-app = command_group("Train models: supervised fine-tuning (sl) and reinforcement learning (rl).")
+app = command_group("Train models: supervised fine-tuning (sl), reinforcement learning (rl) and preference learning (dpo).")
 
 
 class _ConfigWordsCommand(TyperCommand):
@@ -77,9 +77,10 @@ def option_names(ctx: typer.Context) -> list[str]:
     return [o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
 
 
-def dataset_options(value: str | None) -> dict[str, Any]:
-    """--dataset: a registered builder name, or a file (a .jsonl of conversations,
-    or a parquet/JSON file for the hf builder)."""
+def dataset_options(value: str | None, jsonl: str = "conversations", other_files: str | None = "hf") -> dict[str, Any]:
+    """--dataset: a registered builder name, or a file: a .jsonl for the `jsonl`
+    builder (conversations for sl, comparisons for dpo), any other data file or
+    a folder for `other_files` (the hf builder for sl)."""
     from pathlib import Path
 
     import chz
@@ -96,11 +97,12 @@ def dataset_options(value: str | None) -> dict[str, Any]:
     if path.is_file() or suffix in (".jsonl", ".json", ".parquet", ".csv") or "/" in value:
         if not path.exists():
             raise CookbookError(f"dataset file {value!r} does not exist")
-        if path.is_dir():
-            return {"dataset": chz.Castable("hf"), "dataset.path": str(path)}
-        if suffix == ".jsonl":
-            return {"dataset": chz.Castable("conversations"), "dataset.path": str(path)}
-        return {"dataset": chz.Castable("hf"), "dataset.path": str(path)}
+        builder = jsonl if suffix == ".jsonl" and not path.is_dir() else other_files
+        if builder is None:
+            raise CookbookError(
+                f"--dataset {value!r}: give a .jsonl file, or name a builder and its file (e.g. --dataset hh_rlhf dataset.path={value})"
+            )
+        return {"dataset": chz.Castable(builder), "dataset.path": str(path)}
     registry.dataset_builders.get(value)  # unknown name: suggestions and the list
     return {}
 
@@ -278,3 +280,87 @@ def rl(
     typer.echo(f"Log directory: {result.log_dir.resolve()}")
     typer.echo(f"  curves:      cookbook runs show {result.log_dir}")
     typer.echo(f"  transcripts: {result.log_dir / 'transcripts'}")
+
+
+# -- dpo -----------------------------------------------------------------------------------
+
+
+class _DPOCommand(_ConfigWordsCommand):
+    config_class_path = "cookbook_cli.recipes.dpo:DPOConfig"
+
+
+@app.command(
+    "dpo",
+    cls=_DPOCommand,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def dpo(
+    ctx: typer.Context,
+    renderer: str = RENDERER,
+    model: str = typer.Option(
+        None, "--model", "-m",
+        help="Base model. Default on local: a tiny random model with the renderer's tokenizer; on tinker: the renderer's recommended model.",
+    ),
+    engine: str = ENGINE,
+    dataset: str = typer.Option(
+        None, "--dataset", "-d",
+        help="Preference dataset name (see `cookbook datasets list`) or a comparisons .jsonl file. Default: the bundled sample.",
+    ),
+    log_dir: str = typer.Option(None, "--log-dir", "-o", help="Run directory. Default: runs/dpo-<dataset>-<model>-<time>."),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Pairs per step (default 8)."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 1e-5; 1e-2 on random models)."),
+    epochs: int = typer.Option(None, "--epochs", help="Passes over the training pairs (default 1)."),
+    max_length: int = typer.Option(None, "--max-length", help="Truncate each side of a pair to this many tokens (default 2048)."),
+    lora_rank: int = typer.Option(None, "--lora-rank", help="LoRA rank; 0 for full fine-tuning (default 32)."),
+    eval_every: int = typer.Option(None, "--eval-every", help="Held-out accuracy and margin every N steps; 0: only at the end (default 10)."),
+    save_every: int = SAVE_EVERY,
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    beta: float = typer.Option(None, "--beta", help="DPO temperature beta (default 0.1)."),
+    reference: str = typer.Option(None, "--reference", help="Reference model or checkpoint (default: the starting weights, frozen)."),
+    init_from: str = typer.Option(None, "--init-from", help="Start from this checkpoint: a run directory (e.g. of train sl) or a state path."),
+    if_exists: str = IF_EXISTS,
+    log_to: str = LOG_TO,
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Preference learning (DPO) on comparisons of two completions of a prompt.
+
+    Options first, then any config field as key=value (nested: a.b=value), e.g.
+    `cookbook train dpo --beta 0.2 dataset.test_size=30 adam.beta2=0.99`.
+    """
+    from cookbook_cli.config import make_config, print_dry_run
+    from cookbook_cli.recipes.dpo import DPOConfig, config_json, resolve, train
+
+    mode = if_exists_mode(if_exists)
+    options: dict[str, Any] = {
+        "renderer": renderer,
+        "model": model,
+        "engine": engine,
+        "log_dir": log_dir,
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "epochs": epochs,
+        "max_length": max_length,
+        "lora_rank": lora_rank,
+        "eval_every": eval_every,
+        "save_every": save_every,
+        "max_steps": max_steps,
+        "beta": beta,
+        "reference": reference,
+        "init_from": init_from,
+        **dataset_options(dataset, jsonl="comparisons", other_files=None),
+    }
+    names, logger_options, words = trackers(log_to, ctx.args)
+    config = make_config(DPOConfig, options, words, option_names(ctx))
+    if dry_run:
+        print_dry_run(config_json(resolve(config)))
+        return
+    result = train(config, if_exists=mode, argv=sys.argv, log_to=names, logger_options=logger_options)
+    done = result.total_steps - result.start_step
+    typer.echo(f"Done: {done} steps in {result.elapsed:.0f}s" + (f" (resumed at step {result.start_step})" if result.start_step else ""))
+    first, final = result.first_eval, result.final_eval
+    if final:
+        typer.echo(f"  test accuracy {first.get('test/accuracy', float('nan')):.3f} -> {final['test/accuracy']:.3f}")
+        typer.echo(f"  test margin   {first.get('test/margin', float('nan')):.4g} -> {final['test/margin']:.4g}")
+    _weights_line(result)
+    typer.echo(f"Log directory: {result.log_dir.resolve()}")
+    typer.echo(f"  curves:     cookbook runs show {result.log_dir}")

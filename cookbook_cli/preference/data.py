@@ -238,6 +238,7 @@ class PreferenceBatch:
     chosen: list[tinker.types.Datum]
     rejected: list[tinker.types.Datum]
     stats: PreferenceBatchStats = field(default_factory=PreferenceBatchStats)
+    rows: list[int] = field(default_factory=list)  # the dataset row (comparison index) of each pair
 
     @property
     def datums(self) -> list[tinker.types.Datum]:
@@ -318,6 +319,7 @@ class PreferenceDataset(SupervisedDataset):
                 continue
             batch.chosen.append(datum_from_tokens_weights(tc, wc, self.max_length))
             batch.rejected.append(datum_from_tokens_weights(tr, wr, self.max_length))
+            batch.rows.append(rows[i])
             stats.pairs += 1
             stats.tokens += min(len(tc), limit) - 1 + min(len(tr), limit) - 1
             stats.loss_tokens += kept_c + kept_r

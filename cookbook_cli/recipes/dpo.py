@@ -1,0 +1,321 @@
+"""Direct preference optimisation: `cookbook train dpo`, or `train(DPOConfig(...))`.
+
+Per pair of completions (chosen c, rejected r) of one prompt, with S the sum
+of the completion tokens' logprobs under the policy and S_ref under the frozen
+reference:
+
+    h    = (S_c - S_c_ref) - (S_r - S_r_ref)
+    loss = mean over pairs of -log sigmoid(beta * h)
+
+The loop, against the engine protocol only:
+
+- before step 0 the reference's sums of every pair (train and test) are
+  computed once and kept with the run (`cookbook_cli.preference.reference`);
+  a resumed run reads them back;
+- step s trains on batch s % B of epoch s // B: one forward_backward_custom
+  with the DPO loss (one forward and one backward) and one optim_step;
+- every `eval_every` steps (before that step's update) and at the end, the same
+  loss, accuracy and margin on the held-out pairs, under `test/`;
+- checkpoints every `save_every` steps and at the end, through the run lifecycle
+  (`cookbook_cli.run.lifecycle`), which also resumes a killed run exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import chz
+
+from cookbook_cli.config import RegistryFactory, config_to_json
+from cookbook_cli.errors import CookbookError
+from cookbook_cli.optim import AdamConfig, check_schedule, learning_rate_at
+from cookbook_cli.plugins import registry
+from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
+from cookbook_cli.preference.loss import DEFAULT_BETA
+from cookbook_cli.run.checkpoints import Position
+
+if TYPE_CHECKING:
+    from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
+    from cookbook_cli.preference.data import PreferenceBatch, PreferenceDataset
+    from cookbook_cli.preference.reference import Reference, Sums
+
+#: The learning rate for a pretrained model (tinker-cookbook's DPO default);
+#: models trained from scratch get the engine's from-scratch rate.
+PRETRAINED_LR = 1e-5
+
+
+@chz.chz
+class DPOConfig:
+    """Preference learning (DPO) on comparisons."""
+
+    log_dir: str | None = chz.field(default=None, doc="run directory; default runs/dpo-<dataset>-<model>-<time>")
+    engine: str = chz.field(default="local", doc="training engine (cookbook engines list)")
+    model: str | None = chz.field(default=None, doc="base model; default follows the engine and renderer")
+    renderer: str | None = chz.field(default=None, doc="chat format; default: the model's recommended renderer")
+    dataset: PreferenceDatasetBuilder = chz.field(
+        default_factory=ComparisonsBuilder,
+        meta_factory=RegistryFactory(registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train dpo`"),
+        doc="preference dataset builder (cookbook datasets list); its fields are dataset.<field>",
+    )
+    batch_size: int = chz.field(default=8, doc="pairs per step")
+    learning_rate: float | None = chz.field(default=None, doc=f"peak learning rate; default {PRETRAINED_LR} (1e-2 on models trained from scratch)")
+    lr_schedule: str = chz.field(default="linear", doc="linear, cosine or constant")
+    warmup_steps: int = chz.field(default=0, doc="linear warmup steps")
+    min_lr_ratio: float = chz.field(default=0.0, doc="linear/cosine decay towards this fraction of the peak")
+    epochs: int = chz.field(default=1, doc="passes over the training pairs")
+    max_steps: int | None = chz.field(default=None, doc="stop after this many steps")
+    max_length: int | None = chz.field(default=2048, doc="truncate each side of a pair to this many tokens")
+    lora_rank: int = chz.field(default=32, doc="LoRA rank (0: full fine-tuning where the engine allows it)")
+    eval_every: int = chz.field(default=10, doc="held-out accuracy/margin every N steps (0: only at the end)")
+    save_every: int = chz.field(default=20, doc="checkpoint every N steps (0: only at the end)")
+    seed: int = chz.field(default=0, doc="data order, test split and adapter initialisation")
+    beta: float = chz.field(default=DEFAULT_BETA, doc="DPO temperature: how far the policy may move from the reference")
+    reference: str | None = chz.field(default=None, doc="reference model or checkpoint; default: the starting weights")
+    init_from: str | None = chz.field(default=None, doc="start from this checkpoint (a run directory, e.g. an SFT run, or a state path)")
+    adam: AdamConfig = chz.field(default_factory=AdamConfig, doc="optimizer")
+    engine_options: dict[str, str] = chz.field(default_factory=dict, doc="passed to the engine (e.g. device, dtype)")
+
+    @chz.validate
+    def _check(self) -> None:
+        check_schedule(self.lr_schedule, self.warmup_steps, self.min_lr_ratio)
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise CookbookError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_every", "save_every", "lora_rank"):
+            if getattr(self, name) < 0:
+                raise CookbookError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise CookbookError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.max_length is not None and self.max_length < 2:
+            raise CookbookError(f"max_length must be at least 2, got {self.max_length}")
+        if self.learning_rate is not None and self.learning_rate < 0:
+            raise CookbookError(f"learning_rate must be >= 0, got {self.learning_rate}")
+        if not self.beta > 0:
+            raise CookbookError(f"beta must be > 0, got {self.beta}")
+
+
+def resolve(config: DPOConfig) -> DPOConfig:
+    """Fill in the defaults that depend on other fields: model, renderer,
+    learning rate and log directory."""
+    from cookbook_cli import models
+    from cookbook_cli.run.lifecycle import check_log_dir, default_log_dir
+
+    model, renderer = models.resolve_model_and_renderer(config.engine, config.model, config.renderer)
+    lr = config.learning_rate
+    if lr is None:
+        spec = models.model_spec(model, config.engine)
+        lr = models.default_learning_rate(model, config.engine, config.lora_rank) if spec and spec.from_scratch else PRETRAINED_LR
+    log_dir = config.log_dir
+    if log_dir is None:
+        data = config.dataset.describe() if not isinstance(config.dataset, ComparisonsBuilder) or config.dataset.path else "sample"
+        log_dir = str(default_log_dir("dpo", data, models.model_label(model, config.engine)))
+    check_log_dir(log_dir)
+    return chz.replace(config, model=model, renderer=renderer, learning_rate=lr, log_dir=log_dir)
+
+
+#: As in `train sl`: where the run lives, how long it runs and how often it saves.
+RESUME_MAY_CHANGE = ("log_dir", "max_steps", "save_every")
+
+
+def config_json(config: DPOConfig) -> dict[str, Any]:
+    return config_to_json(config, {"dataset": registry.dataset_builders})
+
+
+@dataclass
+class DPOResult:
+    log_dir: Path
+    total_steps: int
+    start_step: int
+    first_eval: dict[str, float] = field(default_factory=dict)
+    final_eval: dict[str, float] = field(default_factory=dict)
+    reference_pairs_computed: int = 0
+    final_checkpoint: dict[str, Any] | None = None
+    elapsed: float = 0.0
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prepare_data(cfg: DPOConfig) -> tuple[PreferenceDataset, PreferenceDataset | None, int, Reference]:
+    """Everything checked before a model loads or a file is written."""
+    from cookbook_cli.models import tokenizer_for_model
+    from cookbook_cli.preference.reference import reference_of
+    from cookbook_cli.renderers import get_renderer
+
+    assert cfg.model is not None and cfg.renderer is not None
+    reference = reference_of(cfg.model, cfg.init_from, cfg.reference)
+    renderer = get_renderer(cfg.renderer, tokenizer_for_model(cfg.model, cfg.engine))
+    train_ds, test_ds = cfg.dataset.build(renderer, cfg.batch_size, cfg.max_length, cfg.seed)
+    total_steps = len(train_ds) * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    if cfg.warmup_steps >= total_steps and cfg.warmup_steps > 0:
+        raise CookbookError(f"warmup_steps={cfg.warmup_steps} is not less than the run's {total_steps} steps; lower warmup_steps")
+    return train_ds, test_ds, total_steps, reference
+
+
+def _policy_sums_metrics(batch: PreferenceBatch, outputs: Any, ref: list[tuple[float, float]], beta: float) -> dict[str, float]:
+    """The DPO loss's metrics of a forward pass (no update)."""
+    import torch
+
+    from cookbook_cli.preference.loss import dpo_loss_fn
+
+    logprobs = [torch.as_tensor(o["logprobs"].to_numpy()) for o in outputs.loss_fn_outputs]
+    _, metrics = dpo_loss_fn(ref, beta)(batch.datums, logprobs)
+    return metrics
+
+
+class _Evaluator:
+    """Held-out loss, accuracy and margin: forward passes queued on the training client."""
+
+    def __init__(self, test: PreferenceDataset | None, sums: Sums, beta: float) -> None:
+        from cookbook_cli.preference.reference import pair_key
+
+        self.batches = [b for b in test.all_batches() if len(b)] if test is not None else []
+        self.refs = [[sums[pair_key("test", r)] for r in b.rows] for b in self.batches]  # type: ignore[misc]
+        self.beta = beta
+
+    def submit(self, client: TrainingClient) -> list[Any] | None:
+        return [client.forward(b.datums, "cross_entropy") for b in self.batches] if self.batches else None
+
+    def finish(self, pending: list[Any] | None) -> dict[str, float]:
+        if not pending:
+            return {}
+        totals: dict[str, float] = {}
+        pairs = 0
+        for batch, ref, fut in zip(self.batches, self.refs, pending, strict=True):
+            m = _policy_sums_metrics(batch, fut.result(), ref, self.beta)
+            for key in ("dpo_loss", "accuracy", "chosen_reward", "rejected_reward", "margin"):
+                totals[key] = totals.get(key, 0.0) + m[key] * len(batch)
+            pairs += len(batch)
+        return {f"test/{k}": v / pairs for k, v in totals.items()} | {"test/num_pairs": pairs}
+
+
+def _reference_sums(run: Any, cfg: DPOConfig, client: TrainingClient, reference: Reference, train_ds: PreferenceDataset,
+                    test_ds: PreferenceDataset | None, start: int, total: int) -> tuple[Sums, int]:
+    """The reference's sums of every pair the run needs: read from the run, and
+    the missing ones computed once, by the policy itself while it still is the
+    starting weights (exactly), else by a client of the recorded reference."""
+    from cookbook_cli.preference.reference import (
+        FOLDER,
+        compute_sums,
+        fingerprint,
+        load_sums,
+        open_reference_client,
+        pair_key,
+        rows_for_steps,
+        save_sums,
+    )
+
+    folder = run.subdir(FOLDER)
+    digest = fingerprint({"train": train_ds, "test": test_ds})
+    sums = load_sums(folder, reference, digest, run.say) or {}
+    wanted = {"train": (train_ds, rows_for_steps(train_ds, start, total))}
+    if test_ds is not None:
+        wanted["test"] = (test_ds, range(test_ds.num_rows))
+    missing = {s: (ds, [r for r in rows if pair_key(s, r) not in sums]) for s, (ds, rows) in wanted.items()}
+    count = sum(len(rows) for _, rows in missing.values())
+    if count == 0:
+        run.say(f"Reference logprobs: read from {folder / 'sums.json'}")
+        return sums, 0
+    untouched = start == 0 and run.resume_from is None and reference.kind == "start"
+    scorer = client if untouched else open_reference_client(run.service, reference, cfg.lora_rank, cfg.seed)
+    t0 = time.monotonic()
+    sums.update(compute_sums(scorer, missing))
+    save_sums(folder, reference, digest, sums)
+    run.say(f"Reference logprobs: {count} pairs under {reference.describe()} in {time.monotonic() - t0:.1f}s")
+    return sums, count
+
+
+def train(
+    config: DPOConfig,
+    if_exists: str = "fail",
+    service: ServiceClient | None = None,
+    progress: bool | None = None,
+    on_log: Callable[[str], None] | None = None,
+    argv: list[str] | None = None,
+    log_to: Sequence[str] = (),
+    logger_options: Mapping[str, Mapping[str, str]] | None = None,
+) -> DPOResult:
+    """Run DPO; returns what happened. The arguments are those of
+    `cookbook_cli.recipes.sl.train`."""
+    from cookbook_cli.preference.loss import dpo_loss_fn
+    from cookbook_cli.preference.reference import pair_key, resolve_checkpoint
+    from cookbook_cli.run.lifecycle import RunSettings, open_run
+    from cookbook_cli.run.progress import StepProgress
+
+    cfg = resolve(config)
+    assert cfg.log_dir is not None and cfg.model is not None and cfg.learning_rate is not None
+    train_ds, test_ds, total_steps, reference = prepare_data(cfg)
+    bpe = len(train_ds)
+    stored = {**config_json(cfg), "reference_identity": reference.identity()}
+    settings = RunSettings("dpo", cfg.log_dir, stored, cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv,
+                           log_to, logger_options or {})
+    with open_run(settings, service, on_log) as run:
+        start = run.start_position(bpe, total_steps)
+        t_start = time.monotonic()
+        client = run.training_client(cfg.model, cfg.lora_rank, cfg.seed)
+        if run.resume_from is None and cfg.init_from is not None:  # the weights to start from (a resume has its own)
+            client.load_state(resolve_checkpoint(cfg.init_from)).result()
+        sums, computed = _reference_sums(run, cfg, client, reference, train_ds, test_ds, start.step, total_steps)
+        result = DPOResult(run.path, total_steps, start.step, reference_pairs_computed=computed)
+        evaluator = _Evaluator(test_ds, sums, cfg.beta)
+        earlier = [r for r in run.metrics() if "test/accuracy" in r]
+        if earlier:
+            result.first_eval = {k: v for k, v in earlier[0].items() if k.startswith("test/")}
+
+        def lr_at(step: int) -> float:
+            return learning_rate_at(step, total_steps, cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_ratio)
+
+        with StepProgress(total_steps, "train dpo", start=start.step, plain=None if progress is None else not progress) as bar:
+            for step in range(start.step, total_steps):
+                t0 = time.monotonic()
+                pos = Position.of(step, bpe)
+                if train_ds.epoch_seed != pos.epoch:
+                    train_ds.set_epoch(pos.epoch)
+                batch = train_ds.build_batch(pos.batch)
+                lr = lr_at(step)
+                evaluation = evaluator.submit(client) if cfg.eval_every and step % cfg.eval_every == 0 else None
+                row: dict[str, Any] = {"epoch": pos.epoch, "batch": pos.batch}
+                if len(batch):
+                    ref = [sums[pair_key("train", r)] for r in batch.rows]
+                    fb = client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, cfg.beta))
+                    opt = client.optim_step(cfg.adam.params(lr))
+                    row.update(fb.result().metrics)
+                    grad_norm = (getattr(opt.result(), "metrics", None) or {}).get("grad_norm")
+                    if grad_norm is not None:
+                        row["grad_norm"] = float(grad_norm)
+                else:
+                    row["no_update"] = True
+                    bar.log(f"warning: step {step} trained nothing: no pair of its batch kept a completion token within max_length")
+                row.update(evaluator.finish(evaluation))
+                if "test/accuracy" in row and not result.first_eval:
+                    result.first_eval = {k: v for k, v in row.items() if k.startswith("test/")}
+                step_time = time.monotonic() - t0
+                row.update(lr=lr, **batch.stats.as_metrics(), tokens_per_s=batch.stats.tokens / step_time, step_time=step_time,
+                           elapsed=time.monotonic() - t_start)
+                run.log_metrics(step, row)
+                result.metrics.append({"step": step, **row})
+                if step + 1 < total_steps and cfg.save_every and (step + 1) % cfg.save_every == 0:
+                    run.checkpointer.save(Position.of(step + 1, bpe))
+                bar.update(step + 1, loss=row.get("dpo_loss"), acc=row.get("accuracy"), lr=lr,
+                           **({"test_acc": row["test/accuracy"]} if "test/accuracy" in row else {}))
+            if not any("no_update" not in r for r in run.metrics() if not r.get("final")):
+                raise CookbookError("no step of the run trained anything: every pair was skipped (raise --max-length)")
+
+            final = Position.of(total_steps, bpe)
+            evaluation = evaluator.finish(evaluator.submit(client))
+            if evaluation:
+                run.log_metrics(total_steps, {"epoch": final.epoch, "batch": final.batch, **evaluation, "final": True})
+                result.final_eval = {k: v for k, v in evaluation.items()}
+                result.first_eval = result.first_eval or result.final_eval
+                bar.log(f"final test accuracy={evaluation['test/accuracy']:.3f} margin={evaluation['test/margin']:.4g}")
+            last = run.dir.checkpoints()[-1] if run.dir.checkpoints() else None
+            if last is not None and last.get("final") and last.get("step") == total_steps:
+                result.final_checkpoint = last
+            else:
+                result.final_checkpoint = run.checkpointer.save(final, final=True)
+        result.elapsed = time.monotonic() - t_start
+        return result
