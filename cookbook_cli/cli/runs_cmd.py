@@ -19,7 +19,7 @@ def show(
 ) -> None:
     """The run's config summary, last metrics, checkpoints and loss curve."""
     from cookbook_cli.cli.output import print_json
-    from cookbook_cli.run.show import ascii_chart, load_run, plot_png, summary_items
+    from cookbook_cli.run.show import EVAL_KEYS, ascii_chart, load_run, plot_png, summary_items
 
     run = load_run(log_dir)
     if as_json:
@@ -28,7 +28,7 @@ def show(
             "config": run.config,
             "steps": run.steps_logged(),
             "last_metrics": run.last_row(),
-            "last_eval": run.last_row("test_nll"),
+            "last_eval": next((r for k in EVAL_KEYS if (r := run.last_row(k))), None),
             "checkpoints": run.checkpoints,
         })
     else:

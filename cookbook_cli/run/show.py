@@ -15,10 +15,19 @@ from cookbook_cli.run.files import CHECKPOINTS, CONFIG, METRICS, read_jsonl
 #: Config fields shown first in a summary, when present.
 SUMMARY_KEYS = (
     "engine", "model", "renderer", "dataset", "env", "batch_size", "group_size", "groups_per_batch",
-    "learning_rate", "lr_schedule", "epochs", "max_steps", "lora_rank", "max_length", "loss", "seed",
+    "learning_rate", "lr_schedule", "epochs", "max_steps", "lora_rank", "max_length", "loss", "beta", "reference", "init_from", "seed",
 )
-#: Curves shown when the run logged them: metric key -> label (sl: losses; rl: reward).
-CURVES = {"loss": "train loss", "test_nll": "test NLL", "env/reward/mean": "mean reward"}
+#: Curves shown when the run logged them: metric key -> label (sl: losses; rl: reward; dpo: loss, held-out accuracy and margin).
+CURVES = {
+    "loss": "train loss",
+    "test_nll": "test NLL",
+    "env/reward/mean": "mean reward",
+    "dpo_loss": "train DPO loss",
+    "test/accuracy": "test accuracy",
+    "test/margin": "test margin",
+}
+#: Metrics that mark an evaluation row, by recipe.
+EVAL_KEYS = ("test_nll", "test/accuracy")
 
 
 @dataclass
@@ -124,7 +133,7 @@ def plot_png(run: Run, out: str | Path, keys: tuple[str, ...] = tuple(CURVES)) -
     for key in keys:
         pts = run.series(key)
         if pts:
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o" if key == "test_nll" else None, label=CURVES.get(key, key))
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o" if key in EVAL_KEYS else None, label=CURVES.get(key, key))
     ax.set_xlabel("step")
     ax.set_ylabel("NLL per token" if run.series("loss") or run.series("test_nll") else "value")
     ax.set_title(f"{run.config.get('model', '')} on {summary_items({'dataset': run.config.get('dataset')})[0][1] if run.config.get('dataset') else run.path.name}", fontsize=9)
