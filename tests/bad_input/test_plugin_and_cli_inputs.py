@@ -80,6 +80,11 @@ PLUGIN_CASES = [
                HOOK + "@hookimpl\ndef register_commands(app):\n    @app.command('train')\n    def train():\n        print('hijacked')\n",
                ("train", "--help"), ("'cookbook-bad'", "adds command(s) train, which already exist"),
                out=("Train models",), not_out=("hijacked",)),
+    PluginCase("register-commands-replaces-a-core-group",
+               HOOK + "import typer\n@hookimpl\ndef register_commands(app):\n    app.add_typer(typer.Typer(), name='models')\n",
+               ("models", "list", "--json"), ("'cookbook-bad'", "adds command(s) models, which already exist"), out=('"llama3"',)),
+    PluginCase("entry-point-names-a-module-without-hooks", "VALUE = 3\n", ("renderers", "list"),
+               ("plugin 'cookbook-bad' (entry point 'cookbook_bad_mod') implements no cookbook hook",), out=("llama3",)),
     # -- what a hook registers -----------------------------------------------------
     PluginCase("non-callable-renderer", HOOK + "@hookimpl\ndef register_renderers(register):\n    register('fmt', 42, 'not a factory')\n",
                ("renderers", "list", "--json"), ("'cookbook-bad'", "renderer 'fmt' is registered with 42, which is not callable"),
