@@ -23,7 +23,7 @@ def plugins_report() -> list[dict]:
         for name, i in infos.items()
     }
     for hook, reg in registry.ALL.items():
-        for entry in reg.entries().values():
+        for entry in reg.gathered():
             if entry.plugin in report:
                 report[entry.plugin]["hooks"].setdefault(hook, []).append(entry.name)
     for impl in manager.hook_impls("register_commands"):
@@ -35,15 +35,24 @@ def plugins_report() -> list[dict]:
 
 @app.command("list")
 def list_plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List plugins with their version and what they registered."""
+    """List plugins with their version and what they registered. Exit status 1
+    when two plugins register one name (both are listed)."""
     from cookbook_cli.cli.output import print_json, print_table
-    from cookbook_cli.plugins import manager
+    from cookbook_cli.plugins import manager, registry
 
     rows = plugins_report()
     errors = manager.load_errors()
+    conflicts = [c for reg in registry.ALL.values() for c in reg.conflicts()]
     if as_json:
-        print_json({"plugins": rows, "errors": [e.__dict__ for e in errors], "warnings": manager.load_warnings()})
-        return
+        print_json(
+            {
+                "plugins": rows,
+                "errors": [e.__dict__ for e in errors],
+                "warnings": manager.load_warnings(),
+                "conflicts": conflicts,
+            }
+        )
+        raise typer.Exit(1 if conflicts else 0)
     print_table(
         "Plugins",
         ["plugin", "version", "registered"],
@@ -61,6 +70,10 @@ def list_plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.
         ],
         wrap=("registered",),
     )
+    for line in conflicts:  # listed above, but every command that uses the registry fails
+        typer.echo(f"Error: {line}", err=True)
+    if conflicts:
+        raise typer.Exit(1)
 
 
 @app.command("new")

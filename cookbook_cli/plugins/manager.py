@@ -170,6 +170,11 @@ def load() -> pluggy.PluginManager:
             continue
         _state.infos[plugin_name] = PluginInfo(plugin_name, dist, version)
         _state.owner[plugin_name] = plugin_name
+        if not _state.pm.get_hookcallers(obj):
+            _warn(
+                f"plugin {dist!r} (entry point {ep.value!r}) implements no cookbook hook: does the entry point "
+                "name the module whose functions are marked @hookimpl?"
+            )
     for name in sorted((allowed or set()) - installed):
         _warn(
             f"COOKBOOK_LOAD_PLUGINS names {name!r}, which no installed distribution provides "

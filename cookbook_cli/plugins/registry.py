@@ -66,9 +66,11 @@ class Registry(Generic[T]):
         self.expects = expects
         self.hook_args = dict(hook_args or {})
         self._entries: dict[str, Entry[T]] | None = None
+        self._gathered: list[Entry[T]] | None = None
 
     def clear(self) -> None:
         self._entries = None
+        self._gathered = None
 
     def _check(self, name: Any, obj: Any, description: Any, extra: Mapping[str, Any]) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -84,12 +86,22 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} is registered with {obj!r}, which has no {', '.join(missing)}"
                 + (f": register {self.expects}" if self.expects else "")
             )
+        kind = extra.get("kind", "")
+        if not isinstance(kind, str) or ("kind" in extra and not _NAME.fullmatch(kind)):
+            raise CookbookError(f"{self.kind} {name!r}: kind= must be a word such as 'supervised', got {kind!r}")
         if not isinstance(description, str):
             raise CookbookError(f"{self.kind} {name!r}: the description must be a string, got {description!r}")
 
-    def _collect(self) -> dict[str, Entry[T]]:
-        entries: dict[str, Entry[T]] = {}
-        # hook_impls() is in registration order: built-ins first.
+    def gathered(self) -> list[Entry[T]]:
+        """What every plugin registered, in registration order (built-ins first),
+        duplicates across plugins included: `cookbook plugins list` shows them
+        even when a clash makes the registry unusable."""
+        if self._gathered is None:
+            self._gathered = self._gather()
+        return self._gathered
+
+    def _gather(self) -> list[Entry[T]]:
+        gathered: list[Entry[T]] = []
         for impl in manager.hook_impls(self.hook):
             mine: dict[str, Entry[T]] = {}
             plugin = manager.owner(impl.plugin_name)
@@ -101,16 +113,29 @@ class Registry(Generic[T]):
                 mine[name] = Entry(name, obj, description, plugin, extra)
 
             ok, _ = manager.call_impl(impl, self.hook, {**self.hook_args, "register": register})
-            if not ok:
-                continue
-            for name, entry in mine.items():
-                if name in entries:
-                    raise CookbookError(
-                        f"{self.kind} {name!r} is registered by two plugins, {entries[name].plugin!r} and {plugin!r}: "
-                        "uninstall one, or limit loading with COOKBOOK_LOAD_PLUGINS"
-                    )
-                entries[name] = entry
-        return entries
+            if ok:
+                gathered.extend(mine.values())
+        return gathered
+
+    def conflicts(self) -> list[str]:
+        """One message per name that two plugins registered."""
+        first: dict[str, Entry[T]] = {}
+        out = []
+        for entry in self.gathered():
+            if entry.name in first:
+                out.append(
+                    f"{self.kind} {entry.name!r} is registered by two plugins, {first[entry.name].plugin!r} and "
+                    f"{entry.plugin!r}: uninstall one, or limit loading with COOKBOOK_LOAD_PLUGINS"
+                )
+            else:
+                first[entry.name] = entry
+        return out
+
+    def _collect(self) -> dict[str, Entry[T]]:
+        clash = self.conflicts()
+        if clash:
+            raise CookbookError(clash[0])
+        return {e.name: e for e in self.gathered()}
 
     def kind_of(self, entry: Entry[T]) -> str:
         return str(entry.extra.get("kind", self.default_kind))
@@ -163,7 +188,13 @@ models: Registry[Any] = Registry(
            "base_renderer", "base_patterns"),
     expects="a cookbook_cli.models.ModelFamily",
 )
-envs: Registry[Any] = Registry("register_envs", "environment", "cookbook envs list")
+envs: Registry[Any] = Registry(
+    "register_envs",
+    "environment",
+    "cookbook envs list",
+    attrs=("local_defaults", "default_max_tokens"),
+    expects="a chz subclass of cookbook_cli.rl.types.RLDatasetBuilder",
+)
 dataset_builders: Registry[Any] = Registry(
     "register_dataset_builders", "dataset", "cookbook datasets list", default_kind="supervised"
 )

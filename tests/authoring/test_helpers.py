@@ -201,8 +201,11 @@ class ProbeBuilder(RLDatasetBuilder):
         return SeededProblemDataset(ctx, make, 3), None
 
 
-class NotChz:
-    pass
+class NotChz:  # looks like a builder to registration, but is no chz RLDatasetBuilder
+    default_max_tokens = 256
+
+    def local_defaults(self):
+        return {}
 
 
 class EnvPlugin:

@@ -80,6 +80,11 @@ PLUGIN_CASES = [
                HOOK + "@hookimpl\ndef register_commands(app):\n    @app.command('train')\n    def train():\n        print('hijacked')\n",
                ("train", "--help"), ("'cookbook-bad'", "adds command(s) train, which already exist"),
                out=("Train models",), not_out=("hijacked",)),
+    PluginCase("register-commands-replaces-a-core-group",
+               HOOK + "import typer\n@hookimpl\ndef register_commands(app):\n    app.add_typer(typer.Typer(), name='models')\n",
+               ("models", "list", "--json"), ("'cookbook-bad'", "adds command(s) models, which already exist"), out=('"llama3"',)),
+    PluginCase("entry-point-names-a-module-without-hooks", "VALUE = 3\n", ("renderers", "list"),
+               ("plugin 'cookbook-bad' (entry point 'cookbook_bad_mod') implements no cookbook hook",), out=("llama3",)),
     # -- what a hook registers -----------------------------------------------------
     PluginCase("non-callable-renderer", HOOK + "@hookimpl\ndef register_renderers(register):\n    register('fmt', 42, 'not a factory')\n",
                ("renderers", "list", "--json"), ("'cookbook-bad'", "renderer 'fmt' is registered with 42, which is not callable"),
@@ -97,6 +102,14 @@ PLUGIN_CASES = [
                ("models", "info", "meta-llama/Llama-3.2-1B-Instruct"),
                ("'cookbook-bad'", "model family 'mine' is registered with", "register a cookbook_cli.models.ModelFamily"),
                out=("family:     llama3",)),
+    PluginCase("env-not-a-builder", HOOK + "@hookimpl\ndef register_envs(register):\n    register('plainfn', print, 'a function')\n",
+               ("envs", "list", "--json"),
+               ("'cookbook-bad'", "environment 'plainfn' is registered with <built-in function print>, which has no local_defaults",
+                "register a chz subclass of cookbook_cli.rl.types.RLDatasetBuilder"),
+               out=('"arithmetic"',), not_out=('"plainfn"',)),
+    PluginCase("kind-not-a-word", HOOK + "@hookimpl\ndef register_dataset_builders(register):\n    register('odd', print, 'x', kind=123)\n",
+               ("datasets", "list", "--json"), ("'cookbook-bad'", "dataset 'odd': kind= must be a word such as 'supervised', got 123"),
+               out=('"conversations"',), not_out=('"odd"',)),
     PluginCase("registers-one-name-twice", HOOK + "@hookimpl\ndef register_renderers(register):\n    register('a', print)\n    register('a', print)\n",
                ("renderers", "list"), ("'cookbook-bad'", "renderer 'a' registered twice by plugin 'cookbook-bad'"), out=("llama3",)),
     PluginCase("hook-returns-a-value", HOOK + "@hookimpl\ndef register_renderers(register):\n    register('fmt', print)\n    return ['fmt']\n",
@@ -138,6 +151,25 @@ def test_a_bad_plugin_is_reported_by_distribution_and_skipped(fake_plugins, case
         assert len(proc.stderr.strip().splitlines()) == case.stderr_lines, proc.stderr
     if "--json" in case.args:
         json.loads(proc.stdout)  # nothing a plugin printed got into the JSON
+
+
+def test_two_plugins_registering_one_name(fake_plugins) -> None:
+    fake_plugins.add("cookbook-impostor", HOOK + "@hookimpl\ndef register_renderers(register):\n    register('llama3', print, 'mine')\n")
+    proc = fake_plugins.run("renderers", "list")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "Error: renderer 'llama3' is registered by two plugins, 'cookbook-cli' and 'cookbook-impostor': "
+        "uninstall one, or limit loading with COOKBOOK_LOAD_PLUGINS"
+    )
+    # `plugins list` still lists both, says why, and fails
+    listed = fake_plugins.run("plugins", "list", "--json")
+    assert listed.returncode == 1
+    report = json.loads(listed.stdout)
+    hooks = {p["name"]: p["hooks"].get("register_renderers", []) for p in report["plugins"]}
+    assert "llama3" in hooks["cookbook-cli"] and hooks["cookbook-impostor"] == ["llama3"]
+    assert report["conflicts"] == [proc.stderr.strip().removeprefix("Error: ")]
+    table = fake_plugins.run("plugins", "list")
+    assert table.returncode == 1 and "cookbook-impostor" in table.stdout and "two plugins" in table.stderr
 
 
 def test_a_plugin_that_exits_at_import_is_listed_as_an_error(fake_plugins) -> None:
