@@ -159,20 +159,21 @@ def plan_batch(
             placements = tuple(Placement(i, r, 0, lengths[i]) for r, (i,) in enumerate(chunk))
             plan.append(MicroBatch(len(chunk), longest, placements))
         return plan
-    limit = max(longest, min(max_tokens, max_row or max_tokens))
+    # A row is never wider than a micro-batch or the model's positions, unless
+    # one sequence is (it then has the row to itself).
+    limit = min(max_tokens, max_row or max_tokens)
+    narrow = min(longest, limit)
     if mode == "rows":
-        return _group(_first_fit_decreasing(lengths, longest), lengths, max_tokens, one_row=False)
+        return _group(_first_fit_decreasing(lengths, narrow), lengths, max_tokens, one_row=False)
     if mode == "flat":
         return _group(_first_fit_decreasing(lengths, limit), lengths, max_tokens, one_row=True)
     cost = cost or CostModel(per_slot=1.0, per_score=0.0)
     candidates = []
-    capacity = longest
+    capacity = narrow
     while True:
-        capacity = min(capacity, limit)
-        rows = _first_fit_decreasing(lengths, capacity)
-        candidates.append(_group(rows, lengths, max_tokens, one_row=False))
+        candidates.append(_group(_first_fit_decreasing(lengths, capacity), lengths, max_tokens, one_row=False))
         if capacity >= limit:
             break
-        capacity *= 2
+        capacity = min(2 * capacity, limit)
     candidates.append(_group(_first_fit_decreasing(lengths, limit), lengths, max_tokens, one_row=True))
     return min(candidates, key=cost.of)  # min keeps the first of equals: the narrowest rows
