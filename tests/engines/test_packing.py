@@ -73,18 +73,7 @@ def test_auto_follows_the_attention_cost() -> None:
 # -- the engine: packed equals padded ----------------------------------------------------------
 
 
-VOCAB = 512  # a small vocabulary: what is checked here does not depend on its size, the run time does
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """`random:tiny:<a 512-token word-level tokenizer>`."""
-    import tokenizers
-
-    folder = tmp_path_factory.mktemp("vocab")
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({f"w{i}": i for i in range(VOCAB)}, unk_token="w0"))
-    tok.save(str(folder / "tokenizer.json"))
-    return f"random:tiny:{folder}"
+VOCAB = 512  # the size of `small_vocab_model`'s vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +139,8 @@ def assert_same(a: Any, b: Any, ga: dict[str, torch.Tensor], gb: dict[str, torch
 
 
 @pytest.mark.parametrize("rank", [0, 4])
-def test_packed_equals_padded_for_every_loss_and_custom(h: Any, model: str, services: dict[Any, Any], rank: int) -> None:
-    clients = {key: svc.create_lora_training_client(model, rank=rank, seed=1) for key, svc in services.items()}
+def test_packed_equals_padded_for_every_loss_and_custom(h: Any, small_vocab_model: str, services: dict[Any, Any], rank: int) -> None:
+    clients = {key: svc.create_lora_training_client(small_vocab_model, rank=rank, seed=1) for key, svc in services.items()}
     ref = clients[("pad", None)]
     if rank:  # a LoRA adapter starts at zero: move it so its gradients are not trivially alike
         from tinker import types
@@ -183,7 +172,7 @@ def test_packed_equals_padded_for_every_loss_and_custom(h: Any, model: str, serv
             assert_same(got, want, grads_of(tc), want_g)
 
 
-def test_packed_two_dimensional_targets(h: Any, model: str, services: dict[Any, Any]) -> None:
+def test_packed_two_dimensional_targets(h: Any, small_vocab_model: str, services: dict[Any, Any]) -> None:
     """target_tokens of shape (N, K), as off-policy distillation sends."""
     from tinker import types
 
@@ -200,26 +189,26 @@ def test_packed_two_dimensional_targets(h: Any, model: str, services: dict[Any, 
                 },
             )
         )
-    ref = services[("pad", None)].create_lora_training_client(model, rank=0)
-    packed = services[("rows", 30)].create_lora_training_client(model, rank=0)
+    ref = services[("pad", None)].create_lora_training_client(small_vocab_model, rank=0)
+    packed = services[("rows", 30)].create_lora_training_client(small_vocab_model, rank=0)
     want = ref.forward_backward(data, "cross_entropy").result()
     got = packed.forward_backward(data, "cross_entropy").result()
     assert got.loss_fn_outputs[2]["logprobs"].to_numpy().shape == (LENGTHS[2], 3)
     assert_same(got, want, grads_of(packed), grads_of(ref))
 
 
-def test_a_sequence_longer_than_the_bound_runs_alone(h: Any, model: str, services: dict[Any, Any]) -> None:
+def test_a_sequence_longer_than_the_bound_runs_alone(h: Any, small_vocab_model: str, services: dict[Any, Any]) -> None:
     rng = np.random.default_rng(3)
     data = [h.datum(h.random_tokens(rng, n + 1, VOCAB), weights=[1.0] * n) for n in (50, 5, 6)]
-    ref = services[("pad", None)].create_lora_training_client(model, rank=0)
-    packed = services[("rows", 30)].create_lora_training_client(model, rank=0)
+    ref = services[("pad", None)].create_lora_training_client(small_vocab_model, rank=0)
+    packed = services[("rows", 30)].create_lora_training_client(small_vocab_model, rank=0)
     assert_same(packed.forward(data, "cross_entropy").result(), ref.forward(data, "cross_entropy").result(), {}, {})
 
 
-def test_compute_logprobs_is_packed_and_matches_alone(h: Any, model: str, services: dict[Any, Any]) -> None:
+def test_compute_logprobs_is_packed_and_matches_alone(h: Any, small_vocab_model: str, services: dict[Any, Any]) -> None:
     from tinker import types
 
-    sc = services[("rows", 30)].create_sampling_client(base_model=model)
+    sc = services[("rows", 30)].create_sampling_client(base_model=small_vocab_model)
     rng = np.random.default_rng(4)
     prompts = [types.ModelInput.from_ints(h.random_tokens(rng, n, VOCAB)) for n in (1, *LENGTHS)]
     alone = [sc.compute_logprobs(p).result() for p in prompts]

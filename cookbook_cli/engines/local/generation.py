@@ -268,6 +268,7 @@ class SampleRequest:
 
     def response(self) -> types.SampleResponse:
         from tinker import types
+        from tinker.types.topk_logprobs import TopkLogprobs
 
         run = uuid.uuid4().hex[:12]
         sequences = [
@@ -277,14 +278,14 @@ class SampleRequest:
                 tokens_np=np.asarray(self.tokens[i], dtype=np.int32),
                 logprobs_np=np.asarray(self.logprobs[i], dtype=np.float32),
                 topk_logprobs_np=(
-                    types.TopkLogprobs(np.stack(self.topk_ids[i]), np.stack(self.topk_lps[i]))
+                    TopkLogprobs(np.stack(self.topk_ids[i]), np.stack(self.topk_lps[i]))
                     if self.topk_sample_logprobs
                     else None
                 ),
             )
             for i in range(self.num_samples)
         ]
-        topk = types.TopkLogprobs(*self.prompt_topk) if self.prompt_topk is not None else None
+        topk = TopkLogprobs(*self.prompt_topk) if self.prompt_topk is not None else None
         return types.SampleResponse(sequences=sequences, prompt_logprobs_np=self.prompt_lps, topk_prompt_logprobs_np=topk)
 
 
