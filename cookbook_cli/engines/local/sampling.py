@@ -122,6 +122,15 @@ class LocalSamplingClient:
             r.future.set_result(lps)
 
     def _serve(self, requests: list[SampleRequest | ScoreRequest], queue: RequestQueue) -> None:
+        taken = list(requests)
+        try:
+            self._decode(requests, queue, taken)
+        except BaseException as e:  # noqa: BLE001 - nobody is left waiting on a request this job took
+            for r in taken:
+                if not r.future.done():
+                    r.future.set_exception(e)
+
+    def _decode(self, requests: list[SampleRequest | ScoreRequest], queue: RequestQueue, taken: list[Any]) -> None:
         lm = self._loaded
         decoder = Decoder(lm.model, self._service.precision, lm.tokenizer)
         waiting: deque[SampleRequest] = deque()
@@ -148,6 +157,7 @@ class LocalSamplingClient:
             except BaseException as e:  # noqa: BLE001 - every request in the batch gets the error
                 decoder.fail(e)
             requests = queue.take_if_idle() if not waiting else []
+            taken += requests
 
     def _count(self, decoder: Decoder, counted: set[int]) -> None:
         """Record a batch's requests and rows when its membership grows."""

@@ -63,7 +63,8 @@ class LocalServiceClient:
             keep one micro-batch's float32 logits within 2 GiB (4096 tokens with a
             128K vocabulary). A sequence longer than this runs alone.
         max_sampling_rows: sequences decoded together when concurrent sample
-            requests are batched (default 64); more wait for the next batch.
+            requests are batched (default 64); further requests wait for room,
+            and a request of more samples than that runs alone.
     """
 
     engine = "local"
@@ -185,6 +186,9 @@ class LocalServiceClient:
         return await self.submit(self._from_state, path, True)
 
     # -- sampling clients --------------------------------------------------------
+    def _attention(self) -> str | None:
+        return self.precision.attention(self.precision.compute)
+
     def _sampling_client(self, model_path: str | None, base_model: str | None) -> Any:
         from cookbook_cli.engines.local.models import load_base_model
         from cookbook_cli.engines.local.sampling import LocalSamplingClient
@@ -192,7 +196,7 @@ class LocalServiceClient:
         if (model_path is None) == (base_model is None):
             raise CookbookError("create_sampling_client needs exactly one of model_path or base_model")
         if base_model is not None:
-            loaded = load_base_model(base_model, self.precision.compute, self.cache_dir)
+            loaded = load_base_model(base_model, self.precision.compute, self.cache_dir, self._attention())
         else:
             loaded = self._load_sampler_weights(model_path)  # type: ignore[arg-type]
         loaded.model.to(self.precision.device).requires_grad_(False)
@@ -208,12 +212,12 @@ class LocalServiceClient:
                 f"{str(folder)!r} holds training state; sample from the path save_weights_for_sampler returned"
             )
         if not meta.get("lora_rank"):
-            loaded = load_base_model(str(folder), self.precision.compute)
+            loaded = load_base_model(str(folder), self.precision.compute, attention=self._attention())
             loaded.base_model = meta["base_model"]
             return loaded
         import peft
 
-        loaded = load_base_model(meta["base_model"], self.precision.compute, self.cache_dir)
+        loaded = load_base_model(meta["base_model"], self.precision.compute, self.cache_dir, self._attention())
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")

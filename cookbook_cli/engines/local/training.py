@@ -87,7 +87,8 @@ class LocalTrainingClient:
         from cookbook_cli.engines.local.models import load_base_model
 
         full = setup.lora_rank == 0
-        loaded = load_base_model(setup.base_model, service.precision.base_weight_dtype(full), service.cache_dir)
+        weights = service.precision.base_weight_dtype(full)
+        loaded = load_base_model(setup.base_model, weights, service.cache_dir, service.precision.attention(weights))
         loaded.model.requires_grad_(full)
         if not full:
             loaded.model = apply_lora(
