@@ -12,6 +12,7 @@ positions, which a causal mask keeps out of every real token's view, and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -110,8 +111,25 @@ def cost_model(model: Any) -> CostModel:
     return CostModel(per_slot=per_slot, per_score=per_score, varlen="flash" in impl)
 
 
+@functools.cache
+def packs_by_position_ids() -> bool:
+    """Whether this transformers builds block-diagonal masks from position ids
+    that restart (`masking_utils.find_packed_sequence_indices`); older versions
+    would let packed sequences attend to each other, so every layout falls back
+    to `pad` there."""
+    import importlib
+
+    try:
+        masking = importlib.import_module("transformers.masking_utils")
+    except ImportError:
+        return False
+    return hasattr(masking, "find_packed_sequence_indices")
+
+
 def plan(model: Any, batch: Sequence[Example], mode: str, max_tokens: int) -> list[MicroBatch]:
     max_row = getattr(model.config, "max_position_embeddings", None)
+    if not packs_by_position_ids():
+        mode = "pad"
     return plan_batch([e.length for e in batch], mode, max_tokens, cost_model(model), max_row)
 
 
