@@ -56,8 +56,9 @@ def _eos_ids(model: Any, tokenizer: Tokenizer) -> list[int]:
     return ids
 
 
-def build_random_model(base_model: str) -> tuple[torch.nn.Module, Tokenizer]:
-    """The float32 CPU model named `random:<shape>:<tokenizer>`, seeded."""
+def build_random_model(base_model: str, attention: str | None = None) -> tuple[torch.nn.Module, Tokenizer]:
+    """The float32 CPU model named `random:<shape>:<tokenizer>`, seeded;
+    `attention` names a transformers attention implementation (default sdpa)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -70,6 +71,7 @@ def build_random_model(base_model: str) -> tuple[torch.nn.Module, Tokenizer]:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=None,
+        **({"attn_implementation": attention} if attention else {}),
     )
     # fork_rng: seed the init without disturbing the caller's global RNG.
     with torch.random.fork_rng(devices=[]):
@@ -79,12 +81,13 @@ def build_random_model(base_model: str) -> tuple[torch.nn.Module, Tokenizer]:
     return model, tokenizer
 
 
-def _load_pretrained(source: str, dtype: torch.dtype, cache_dir: str | None) -> Any:
+def _load_pretrained(source: str, dtype: torch.dtype, cache_dir: str | None, attention: str | None) -> Any:
     from transformers import AutoModelForCausalLM
 
+    extra = {"attn_implementation": attention} if attention else {}
     try:
         return AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, cache_dir=cache_dir, local_files_only=_offline() or Path(source).is_dir()
+            source, dtype=dtype, cache_dir=cache_dir, local_files_only=_offline() or Path(source).is_dir(), **extra
         )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -108,14 +111,17 @@ def _hub_tokenizer(repo_id: str, cache_dir: str | None) -> Tokenizer:
     return get_tokenizer(path)
 
 
-def load_base_model(base_model: str, dtype: torch.dtype, cache_dir: str | None = None) -> LoadedModel:
-    """Load `base_model` on the CPU in `dtype`; the caller moves it to its device."""
+def load_base_model(
+    base_model: str, dtype: torch.dtype, cache_dir: str | None = None, attention: str | None = None
+) -> LoadedModel:
+    """Load `base_model` on the CPU in `dtype`; the caller moves it to its device.
+    `attention` picks the attention implementation (see `Precision.attention`)."""
     from cookbook_cli.tokenizers import get_tokenizer
 
     if not isinstance(base_model, str) or not base_model.strip():
         raise CookbookError("base_model must be a non-empty string")
     if is_random_model(base_model):
-        model, tokenizer = build_random_model(base_model)
+        model, tokenizer = build_random_model(base_model, attention)
         model = model.to(dtype)
     else:
         path = Path(base_model).expanduser()
@@ -124,10 +130,10 @@ def load_base_model(base_model: str, dtype: torch.dtype, cache_dir: str | None =
                 raise CookbookError(f"model folder {base_model!r} has no config.json")
             if not (path / "tokenizer.json").is_file():
                 raise CookbookError(f"model folder {base_model!r} has no tokenizer.json")
-            model = _load_pretrained(str(path), dtype, cache_dir)
+            model = _load_pretrained(str(path), dtype, cache_dir, attention)
             tokenizer = get_tokenizer(str(path))
         elif "/" in base_model and not base_model.startswith((".", "/", "~")) and base_model.count("/") == 1:
-            model = _load_pretrained(base_model, dtype, cache_dir)
+            model = _load_pretrained(base_model, dtype, cache_dir, attention)
             tokenizer = _hub_tokenizer(base_model, cache_dir)
         else:
             raise CookbookError(

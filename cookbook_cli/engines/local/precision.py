@@ -64,6 +64,20 @@ class Precision:
 
         return torch.float32 if (self.low_precision and full_finetune) else self.compute
 
+    def attention(self, weight_dtype: torch.dtype) -> str | None:
+        """The attention kernel to load models with: flash attention 2 on CUDA for
+        half-precision weights when flash-attn is installed (its variable-length
+        kernels let packed training rows skip scores across sequences), else
+        transformers' default (sdpa)."""
+        import importlib.util
+
+        import torch
+
+        half = weight_dtype in (torch.bfloat16, torch.float16)
+        if self.device.type == "cuda" and half and importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+        return None
+
     def float_dtype(self) -> torch.dtype:
         """Dtype of logprobs and loss arithmetic: float32 unless running in float64."""
         import torch
