@@ -30,7 +30,6 @@ loaded or written before that), then:
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import signal
 import sys
@@ -233,8 +232,7 @@ def decide(path: Path, if_exists: str) -> IfExists:
         return IfExists.RESUME if mode is IfExists.ASK else mode
     if is_locked(path / LOCK):
         RunLock(path / LOCK).acquire()  # raises, naming the process that holds it
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise CookbookError(f"log directory {str(path)!r} is not writable; fix its permissions or choose another --log-dir")
+    _check_writable(path)
     if not is_run(path):
         foreign = foreign_entries(path)
         if foreign:
@@ -255,6 +253,20 @@ def decide(path: Path, if_exists: str) -> IfExists:
             "or choose another --log-dir"
         )
     return mode
+
+
+def _check_writable(path: Path) -> None:
+    """Try it: permission bits say nothing to root, and a read-only mount or an
+    immutable folder refuses writes whatever they say."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=path, prefix=".cookbook-probe-"):
+            pass
+    except OSError as e:
+        raise CookbookError(
+            f"log directory {str(path)!r} is not writable ({e.strerror or e}); fix its permissions or choose another --log-dir"
+        ) from None
 
 
 def check_same_config(path: Path, config: Mapping[str, Any], may_change: Sequence[str]) -> None:

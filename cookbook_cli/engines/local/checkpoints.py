@@ -110,7 +110,11 @@ def load_tensors(path: Path, device: Any) -> dict[str, Any]:
 
     if not path.is_file():
         raise CookbookError(f"checkpoint file {str(path)!r} is missing")
-    return load_file(str(path), device=str(device))
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for a damaged file
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise CookbookError(f"checkpoint file {str(path)!r} is damaged ({reason}); use another checkpoint") from None
 
 
 def check_compatible(meta: dict[str, Any], expected: dict[str, Any], describe: Callable[[dict[str, Any]], str]) -> None:
