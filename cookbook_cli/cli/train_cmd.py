@@ -46,6 +46,16 @@ IF_EXISTS = typer.Option(
     None, "--if-exists", help="When --log-dir holds a run: resume, overwrite or fail (default ask on a terminal, else fail)."
 )
 DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config and exit.")
+# ... and the ones sl and dpo share.
+MODEL = typer.Option(
+    None, "--model", "-m",
+    help="Base model. Default on local: a tiny random model with the renderer's tokenizer; on tinker: the renderer's recommended model.",
+)
+LOG_DIR = typer.Option(None, "--log-dir", "-o", help="Run directory. Default: runs/<recipe>-<dataset>-<model>-<time>.")
+EPOCHS = typer.Option(None, "--epochs", help="Passes over the training split (default 1).")
+MAX_LENGTH = typer.Option(None, "--max-length", help="Truncate examples (each side of a pair) to this many tokens (default 2048).")
+LORA_RANK = typer.Option(None, "--lora-rank", help="LoRA rank; 0 for full fine-tuning (default 32).")
+MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after this many steps.")
 LOG_TO = typer.Option(
     None, "--log-to", help="Experiment trackers beside metrics.jsonl, e.g. wandb,tensorboard (`cookbook loggers list`); options as logger.<name>.<field>=value."
 )
@@ -59,6 +69,19 @@ def trackers(log_to: str | None, words: list[str]) -> tuple[list[str], dict[str,
     names = parse_log_to(log_to)
     validate_logger_names(names, options)
     return names, options, rest
+
+
+def epoch_options(
+    renderer: str | None, model: str | None, engine: str | None, log_dir: str | None, batch_size: int | None, lr: float | None,
+    epochs: int | None, max_length: int | None, lora_rank: int | None, eval_every: int | None, save_every: int | None,
+    max_steps: int | None,
+) -> dict[str, Any]:
+    """The options of `EpochRunConfig` fields (sl, dpo) as config values."""
+    return {
+        "renderer": renderer, "model": model, "engine": engine, "log_dir": log_dir, "batch_size": batch_size,
+        "learning_rate": lr, "epochs": epochs, "max_length": max_length, "lora_rank": lora_rank,
+        "eval_every": eval_every, "save_every": save_every, "max_steps": max_steps,
+    }
 
 
 def if_exists_mode(value: str | None) -> str:
@@ -115,24 +138,21 @@ def dataset_options(value: str | None, jsonl: str = "conversations", other_files
 def sl(
     ctx: typer.Context,
     renderer: str = RENDERER,
-    model: str = typer.Option(
-        None, "--model", "-m",
-        help="Base model. Default on local: a tiny random model with the renderer's tokenizer; on tinker: the renderer's recommended model.",
-    ),
+    model: str = MODEL,
     engine: str = ENGINE,
     dataset: str = typer.Option(
         None, "--dataset", "-d",
         help="Dataset name (see `cookbook datasets list`) or a conversations .jsonl file. Default: the bundled sample.",
     ),
-    log_dir: str = typer.Option(None, "--log-dir", "-o", help="Run directory. Default: runs/sl-<dataset>-<model>-<time>."),
+    log_dir: str = LOG_DIR,
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Conversations per step (default 8)."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 1e-2 on random models, 2e-4 LoRA, 2e-5 full)."),
-    epochs: int = typer.Option(None, "--epochs", help="Passes over the training split (default 1)."),
-    max_length: int = typer.Option(None, "--max-length", help="Truncate examples to this many tokens (default 2048)."),
-    lora_rank: int = typer.Option(None, "--lora-rank", help="LoRA rank; 0 for full fine-tuning (default 32)."),
+    epochs: int = EPOCHS,
+    max_length: int = MAX_LENGTH,
+    lora_rank: int = LORA_RANK,
     eval_every: int = typer.Option(None, "--eval-every", help="Test NLL every N steps; 0: only at the end (default 20)."),
     save_every: int = SAVE_EVERY,
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    max_steps: int = MAX_STEPS,
     if_exists: str = IF_EXISTS,
     log_to: str = LOG_TO,
     dry_run: bool = DRY_RUN,
@@ -146,21 +166,8 @@ def sl(
     from cookbook_cli.recipes.sl import SLConfig, config_json, resolve, train
 
     mode = if_exists_mode(if_exists)
-    options: dict[str, Any] = {
-        "renderer": renderer,
-        "model": model,
-        "engine": engine,
-        "log_dir": log_dir,
-        "batch_size": batch_size,
-        "learning_rate": lr,
-        "epochs": epochs,
-        "max_length": max_length,
-        "lora_rank": lora_rank,
-        "eval_every": eval_every,
-        "save_every": save_every,
-        "max_steps": max_steps,
-        **dataset_options(dataset),
-    }
+    options = epoch_options(renderer, model, engine, log_dir, batch_size, lr, epochs, max_length, lora_rank, eval_every, save_every, max_steps)
+    options.update(dataset_options(dataset))
     names, logger_options, words = trackers(log_to, ctx.args)
     config = make_config(SLConfig, options, words, option_names(ctx))
     if dry_run:
@@ -297,24 +304,21 @@ class _DPOCommand(_ConfigWordsCommand):
 def dpo(
     ctx: typer.Context,
     renderer: str = RENDERER,
-    model: str = typer.Option(
-        None, "--model", "-m",
-        help="Base model. Default on local: a tiny random model with the renderer's tokenizer; on tinker: the renderer's recommended model.",
-    ),
+    model: str = MODEL,
     engine: str = ENGINE,
     dataset: str = typer.Option(
         None, "--dataset", "-d",
         help="Preference dataset name (see `cookbook datasets list`) or a comparisons .jsonl file. Default: the bundled sample.",
     ),
-    log_dir: str = typer.Option(None, "--log-dir", "-o", help="Run directory. Default: runs/dpo-<dataset>-<model>-<time>."),
+    log_dir: str = LOG_DIR,
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Pairs per step (default 8)."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate (default 1e-5; 1e-2 on random models)."),
-    epochs: int = typer.Option(None, "--epochs", help="Passes over the training pairs (default 1)."),
-    max_length: int = typer.Option(None, "--max-length", help="Truncate each side of a pair to this many tokens (default 2048)."),
-    lora_rank: int = typer.Option(None, "--lora-rank", help="LoRA rank; 0 for full fine-tuning (default 32)."),
-    eval_every: int = typer.Option(None, "--eval-every", help="Held-out accuracy and margin every N steps; 0: only at the end (default 10)."),
+    epochs: int = EPOCHS,
+    max_length: int = MAX_LENGTH,
+    lora_rank: int = LORA_RANK,
+    eval_every: int = typer.Option(None, "--eval-every", help="Held-out accuracy and margin every N steps; 0: only at the end (default 20)."),
     save_every: int = SAVE_EVERY,
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    max_steps: int = MAX_STEPS,
     beta: float = typer.Option(None, "--beta", help="DPO temperature beta (default 0.1)."),
     reference: str = typer.Option(None, "--reference", help="Reference model or checkpoint (default: the starting weights, frozen)."),
     init_from: str = typer.Option(None, "--init-from", help="Start from this checkpoint: a run directory (e.g. of train sl) or a state path."),
@@ -331,24 +335,8 @@ def dpo(
     from cookbook_cli.recipes.dpo import DPOConfig, config_json, resolve, train
 
     mode = if_exists_mode(if_exists)
-    options: dict[str, Any] = {
-        "renderer": renderer,
-        "model": model,
-        "engine": engine,
-        "log_dir": log_dir,
-        "batch_size": batch_size,
-        "learning_rate": lr,
-        "epochs": epochs,
-        "max_length": max_length,
-        "lora_rank": lora_rank,
-        "eval_every": eval_every,
-        "save_every": save_every,
-        "max_steps": max_steps,
-        "beta": beta,
-        "reference": reference,
-        "init_from": init_from,
-        **dataset_options(dataset, jsonl="comparisons", other_files=None),
-    }
+    options = epoch_options(renderer, model, engine, log_dir, batch_size, lr, epochs, max_length, lora_rank, eval_every, save_every, max_steps)
+    options.update(beta=beta, reference=reference, init_from=init_from, **dataset_options(dataset, jsonl="comparisons", other_files=None))
     names, logger_options, words = trackers(log_to, ctx.args)
     config = make_config(DPOConfig, options, words, option_names(ctx))
     if dry_run:

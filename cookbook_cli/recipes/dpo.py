@@ -32,11 +32,12 @@ import chz
 
 from cookbook_cli.config import RegistryFactory, config_to_json
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import AdamConfig, check_schedule, learning_rate_at
+from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.plugins import registry
 from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
 from cookbook_cli.preference.loss import DEFAULT_BETA
 from cookbook_cli.run.checkpoints import Position
+from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, total_steps_of
 
 if TYPE_CHECKING:
     from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
@@ -49,72 +50,35 @@ PRETRAINED_LR = 1e-5
 
 
 @chz.chz
-class DPOConfig:
-    """Preference learning (DPO) on comparisons."""
+class DPOConfig(EpochRunConfig):
+    """Preference learning (DPO) on comparisons (the run's fields: `EpochRunConfig`)."""
 
-    log_dir: str | None = chz.field(default=None, doc="run directory; default runs/dpo-<dataset>-<model>-<time>")
-    engine: str = chz.field(default="local", doc="training engine (cookbook engines list)")
-    model: str | None = chz.field(default=None, doc="base model; default follows the engine and renderer")
-    renderer: str | None = chz.field(default=None, doc="chat format; default: the model's recommended renderer")
     dataset: PreferenceDatasetBuilder = chz.field(
         default_factory=ComparisonsBuilder,
         meta_factory=RegistryFactory(registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train dpo`"),
         doc="preference dataset builder (cookbook datasets list); its fields are dataset.<field>",
     )
-    batch_size: int = chz.field(default=8, doc="pairs per step")
-    learning_rate: float | None = chz.field(default=None, doc=f"peak learning rate; default {PRETRAINED_LR} (1e-2 on models trained from scratch)")
-    lr_schedule: str = chz.field(default="linear", doc="linear, cosine or constant")
-    warmup_steps: int = chz.field(default=0, doc="linear warmup steps")
-    min_lr_ratio: float = chz.field(default=0.0, doc="linear/cosine decay towards this fraction of the peak")
-    epochs: int = chz.field(default=1, doc="passes over the training pairs")
-    max_steps: int | None = chz.field(default=None, doc="stop after this many steps")
-    max_length: int | None = chz.field(default=2048, doc="truncate each side of a pair to this many tokens")
-    lora_rank: int = chz.field(default=32, doc="LoRA rank (0: full fine-tuning where the engine allows it)")
-    eval_every: int = chz.field(default=10, doc="held-out accuracy/margin every N steps (0: only at the end)")
-    save_every: int = chz.field(default=20, doc="checkpoint every N steps (0: only at the end)")
-    seed: int = chz.field(default=0, doc="data order, test split and adapter initialisation")
     beta: float = chz.field(default=DEFAULT_BETA, doc="DPO temperature: how far the policy may move from the reference")
     reference: str | None = chz.field(default=None, doc="reference model or checkpoint; default: the starting weights")
     init_from: str | None = chz.field(default=None, doc="start from this checkpoint (a run directory, e.g. an SFT run, or a state path)")
-    adam: AdamConfig = chz.field(default_factory=AdamConfig, doc="optimizer")
-    engine_options: dict[str, str] = chz.field(default_factory=dict, doc="passed to the engine (e.g. device, dtype)")
 
     @chz.validate
     def _check(self) -> None:
-        check_schedule(self.lr_schedule, self.warmup_steps, self.min_lr_ratio)
-        for name in ("batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise CookbookError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "save_every", "lora_rank"):
-            if getattr(self, name) < 0:
-                raise CookbookError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise CookbookError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.max_length is not None and self.max_length < 2:
-            raise CookbookError(f"max_length must be at least 2, got {self.max_length}")
-        if self.learning_rate is not None and self.learning_rate < 0:
-            raise CookbookError(f"learning_rate must be >= 0, got {self.learning_rate}")
         if not self.beta > 0:
             raise CookbookError(f"beta must be > 0, got {self.beta}")
 
 
 def resolve(config: DPOConfig) -> DPOConfig:
     """Fill in the defaults that depend on other fields: model, renderer,
-    learning rate and log directory."""
+    learning rate (1e-5, or the engine's from-scratch rate) and log directory."""
     from cookbook_cli import models
-    from cookbook_cli.run.lifecycle import check_log_dir, default_log_dir
 
-    model, renderer = models.resolve_model_and_renderer(config.engine, config.model, config.renderer)
-    lr = config.learning_rate
-    if lr is None:
-        spec = models.model_spec(model, config.engine)
-        lr = models.default_learning_rate(model, config.engine, config.lora_rank) if spec and spec.from_scratch else PRETRAINED_LR
-    log_dir = config.log_dir
-    if log_dir is None:
-        data = config.dataset.describe() if not isinstance(config.dataset, ComparisonsBuilder) or config.dataset.path else "sample"
-        log_dir = str(default_log_dir("dpo", data, models.model_label(model, config.engine)))
-    check_log_dir(log_dir)
-    return chz.replace(config, model=model, renderer=renderer, learning_rate=lr, log_dir=log_dir)
+    def learning_rate(model: str, spec: Any) -> float:
+        from_scratch = spec is not None and spec.from_scratch
+        return models.default_learning_rate(model, config.engine, config.lora_rank) if from_scratch else PRETRAINED_LR
+
+    data = config.dataset.describe() if not isinstance(config.dataset, ComparisonsBuilder) or config.dataset.path else "sample"
+    return resolve_run_defaults(config, "dpo", data, learning_rate)
 
 
 #: As in `train sl`: where the run lives, how long it runs and how often it saves.
@@ -148,12 +112,7 @@ def prepare_data(cfg: DPOConfig) -> tuple[PreferenceDataset, PreferenceDataset |
     reference = reference_of(cfg.model, cfg.init_from, cfg.reference)
     renderer = get_renderer(cfg.renderer, tokenizer_for_model(cfg.model, cfg.engine))
     train_ds, test_ds = cfg.dataset.build(renderer, cfg.batch_size, cfg.max_length, cfg.seed)
-    total_steps = len(train_ds) * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    if cfg.warmup_steps >= total_steps and cfg.warmup_steps > 0:
-        raise CookbookError(f"warmup_steps={cfg.warmup_steps} is not less than the run's {total_steps} steps; lower warmup_steps")
-    return train_ds, test_ds, total_steps, reference
+    return train_ds, test_ds, total_steps_of(cfg, len(train_ds)), reference
 
 
 def _policy_sums_metrics(batch: PreferenceBatch, outputs: Any, ref: list[tuple[float, float]], beta: float) -> dict[str, float]:

@@ -34,9 +34,10 @@ import chz
 from cookbook_cli.config import RegistryFactory, config_to_json
 from cookbook_cli.data.builders import ConversationsBuilder, SupervisedDatasetBuilder
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import AdamConfig, check_schedule, learning_rate_at
+from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.plugins import registry
 from cookbook_cli.run.checkpoints import PendingCheckpoint, Position
+from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, total_steps_of
 from cookbook_cli.types import TrainOnWhat
 
 if TYPE_CHECKING:
@@ -46,69 +47,27 @@ if TYPE_CHECKING:
 
 
 @chz.chz
-class SLConfig:
-    """Supervised fine-tuning on conversations."""
+class SLConfig(EpochRunConfig):
+    """Supervised fine-tuning on conversations (the run's fields: `EpochRunConfig`)."""
 
-    log_dir: str | None = chz.field(default=None, doc="run directory; default runs/sl-<dataset>-<model>-<time>")
-    engine: str = chz.field(default="local", doc="training engine (cookbook engines list)")
-    model: str | None = chz.field(default=None, doc="base model; default follows the engine and renderer")
-    renderer: str | None = chz.field(default=None, doc="chat format; default: the model's recommended renderer")
     dataset: SupervisedDatasetBuilder = chz.field(
         default_factory=ConversationsBuilder,
         meta_factory=RegistryFactory(registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), used_by="`train sl`"),
         doc="dataset builder (cookbook datasets list); its fields are dataset.<field>",
     )
     train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
-    batch_size: int = chz.field(default=8, doc="conversations per step")
-    learning_rate: float | None = chz.field(default=None, doc="peak learning rate; default depends on the model")
-    lr_schedule: str = chz.field(default="linear", doc="linear, cosine or constant")
-    warmup_steps: int = chz.field(default=0, doc="linear warmup steps")
-    min_lr_ratio: float = chz.field(default=0.0, doc="linear/cosine decay towards this fraction of the peak")
-    epochs: int = chz.field(default=1, doc="passes over the training split")
-    max_steps: int | None = chz.field(default=None, doc="stop after this many steps")
-    max_length: int | None = chz.field(default=2048, doc="truncate examples to this many tokens")
-    lora_rank: int = chz.field(default=32, doc="LoRA rank (0: full fine-tuning where the engine allows it)")
-    eval_every: int = chz.field(default=20, doc="test NLL every N steps (0: only at the end)")
-    save_every: int = chz.field(default=20, doc="checkpoint every N steps (0: only at the end)")
-    seed: int = chz.field(default=0, doc="data order, test split and adapter initialisation")
-    adam: AdamConfig = chz.field(default_factory=AdamConfig, doc="optimizer")
-    engine_options: dict[str, str] = chz.field(default_factory=dict, doc="passed to the engine (e.g. device, dtype)")
     pipeline: bool = chz.field(default=True, doc="overlap engine work with data preparation (false: strictly sequential)")
 
     @chz.validate
     def _check(self) -> None:
         TrainOnWhat.parse(self.train_on_what)
-        check_schedule(self.lr_schedule, self.warmup_steps, self.min_lr_ratio)
-        for name in ("batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                raise CookbookError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "eval_every", "save_every", "lora_rank"):
-            if getattr(self, name) < 0:
-                raise CookbookError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise CookbookError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.max_length is not None and self.max_length < 2:
-            raise CookbookError(f"max_length must be at least 2, got {self.max_length}")
-        if self.learning_rate is not None and self.learning_rate < 0:
-            raise CookbookError(f"learning_rate must be >= 0, got {self.learning_rate}")
 
 
 def resolve(config: SLConfig) -> SLConfig:
     """Fill in the defaults that depend on other fields: model, renderer,
     learning rate and log directory."""
-    from cookbook_cli import models
-    from cookbook_cli.run.lifecycle import check_log_dir, default_log_dir
-
-    model, renderer = models.resolve_model_and_renderer(config.engine, config.model, config.renderer)
-    lr = config.learning_rate
-    if lr is None:
-        lr = models.default_learning_rate(model, config.engine, config.lora_rank)
-    log_dir = config.log_dir
-    if log_dir is None:
-        data = config.dataset.describe() if not isinstance(config.dataset, ConversationsBuilder) or config.dataset.path else "sample"
-        log_dir = str(default_log_dir("sl", data, models.model_label(model, config.engine)))
-    check_log_dir(log_dir)
-    return chz.replace(config, model=model, renderer=renderer, learning_rate=lr, log_dir=log_dir)
+    data = config.dataset.describe() if not isinstance(config.dataset, ConversationsBuilder) or config.dataset.path else "sample"
+    return resolve_run_defaults(config, "sl", data)
 
 
 #: Settings a resumed run may change: where it lives, how it overlaps work, how
@@ -212,12 +171,7 @@ def prepare_data(cfg: SLConfig) -> tuple[Renderer, ConversationDataset, Conversa
     for ds in (train_ds, test_ds):
         if ds is not None:
             check_renderer_can_express(renderer, ds)
-    total_steps = len(train_ds) * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    if cfg.warmup_steps >= total_steps and cfg.warmup_steps > 0:
-        raise CookbookError(f"warmup_steps={cfg.warmup_steps} is not less than the run's {total_steps} steps; lower warmup_steps")
-    return renderer, train_ds, test_ds, total_steps
+    return renderer, train_ds, test_ds, total_steps_of(cfg, len(train_ds))
 
 
 def check_renderer_can_express(renderer: Renderer, ds: ConversationDataset) -> None:
