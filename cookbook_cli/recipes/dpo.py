@@ -271,10 +271,6 @@ def train(
                 result.final_eval = {k: v for k, v in evaluation.items()}
                 result.first_eval = result.first_eval or result.final_eval
                 bar.log(f"final test accuracy={evaluation['test/accuracy']:.3f} margin={evaluation['test/margin']:.4g}")
-            last = run.dir.checkpoints()[-1] if run.dir.checkpoints() else None
-            if last is not None and last.get("final") and last.get("step") == total_steps:
-                result.final_checkpoint = last
-            else:
-                result.final_checkpoint = run.checkpointer.save(final, final=True)
+            result.final_checkpoint = run.save_final(final)
         result.elapsed = time.monotonic() - t_start
         return result

@@ -337,10 +337,6 @@ def train(
                 if result.first_test_nll is None:
                     result.first_test_nll = result.final_test_nll
                 bar.log(f"final test_nll={evaluation['test_nll']:.4g}")
-            last = run.dir.checkpoints()[-1] if run.dir.checkpoints() else None
-            if last is not None and last.get("final") and last.get("step") == total_steps:
-                result.final_checkpoint = last
-            else:
-                result.final_checkpoint = checkpointer.save(final, final=True)
+            result.final_checkpoint = run.save_final(final)
         result.elapsed = time.monotonic() - t_start
         return result

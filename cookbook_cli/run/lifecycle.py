@@ -144,6 +144,15 @@ class Run:
             self._checkpointer = Checkpointer(self.dir, self._client, on_record=self._recorded)
         return self._checkpointer
 
+    def save_final(self, position: Position) -> dict[str, Any]:
+        """The final checkpoint (state and sampler weights): the one recorded
+        already when a finished run is resumed, else saved now."""
+        records = self.dir.checkpoints()
+        last = records[-1] if records else None
+        if last is not None and last.get("final") and last.get("step") == position.step:
+            return last
+        return self.checkpointer.save(position, final=True)
+
     def _recorded(self, record: dict[str, Any]) -> None:
         self.last_checkpoint_step = int(record["step"])
         if self.loggers is not None:
