@@ -206,7 +206,7 @@ async def train_async(
 ) -> RLResult:
     from cookbook_cli.models import tokenizer_for_model
     from cookbook_cli.renderers import get_renderer
-    from cookbook_cli.rl.completers import SamplingClientCompleter
+    from cookbook_cli.completers import SamplingClientCompleter
     from cookbook_cli.rl.sampler import OffPolicyPipeline
     from cookbook_cli.rl.types import EnvContext
     from cookbook_cli.run.lifecycle import RunSettings, open_run
