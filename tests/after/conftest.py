@@ -57,3 +57,56 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def h():
     return SimpleNamespace()
+
+
+def _train_tiny(log_dir, lora_rank: int, steps: int = 2):  # type: ignore[no-untyped-def]
+    """A tiny sl run on the local engine: a random model over the 512-token ChatML
+    tokenizer, the hf_template renderer, a checkpoint after every step."""
+    from cookbook_cli.data.builders import ConversationsBuilder
+    from cookbook_cli.recipes.sl import SLConfig, train
+    from cookbook_cli.testing import tiny_tokenizer_path
+
+    cfg = SLConfig(
+        log_dir=str(log_dir),
+        model=f"random:tiny:{tiny_tokenizer_path()}",
+        renderer="hf_template",
+        dataset=ConversationsBuilder(test_size=0),
+        batch_size=4,
+        max_steps=steps,
+        lora_rank=lora_rank,
+        eval_every=0,
+        save_every=1,
+        learning_rate=5e-2,
+        engine_options={"device": "cpu", "dtype": "float32"},
+    )
+    train(cfg, progress=False, on_log=lambda m: None)
+    return log_dir
+
+
+@pytest.fixture(scope="session")
+def lora_run(tmp_path_factory):
+    """A finished LoRA run: step-000001 (training state only) and final-000002 (with sampler weights)."""
+    pytest.importorskip("peft")
+    return _train_tiny(tmp_path_factory.mktemp("runs") / "lora", lora_rank=4)
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory):
+    """A finished full fine-tuning run (rank 0)."""
+    pytest.importorskip("transformers")
+    return _train_tiny(tmp_path_factory.mktemp("runs") / "full", lora_rank=0)
+
+
+def write_prompts(path, rows):  # type: ignore[no-untyped-def]
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def prompts(tmp_path):
+    rows = [
+        {"messages": [{"role": "user", "content": f"Question number {i}?"}]} for i in range(3)
+    ] + [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]}]
+    return write_prompts(tmp_path / "prompts.jsonl", rows)
