@@ -61,6 +61,7 @@ def _add_groups() -> None:
     app.add_typer(__import__("cookbook_cli.cli.datasets_cmd", fromlist=["app"]).app, name="datasets")
     app.add_typer(__import__("cookbook_cli.cli.envs_cmd", fromlist=["app"]).app, name="envs")
     app.command("sample")(__import__("cookbook_cli.cli.sample_cmd", fromlist=["sample"]).sample)
+    app.command("export")(__import__("cookbook_cli.cli.export_cmd", fromlist=["export"]).export)
 
 
 def _add_plugin_commands() -> None:
