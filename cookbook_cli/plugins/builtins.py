@@ -54,3 +54,10 @@ def register_loggers(register: Register) -> None:
     from cookbook_cli.loggers.registration import register_builtin_loggers
 
     register_builtin_loggers(register)
+
+
+@hookimpl
+def register_evaluators(register: Register) -> None:
+    from cookbook_cli.evaluation.registration import register_builtin_evaluators
+
+    register_builtin_evaluators(register)

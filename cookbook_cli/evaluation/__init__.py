@@ -1,0 +1,16 @@
+"""Evaluators: NLL of conversations, RL envs as benchmarks, graded benchmarks.
+
+An evaluator is a chz class registered through `register_evaluators`; its
+fields are its options. `cookbook eval NAME key=value` runs one on a model or
+checkpoint and writes `result.json` and `trajectories.jsonl` (resumable by
+example id, see `runner`); recipes run the ones in their `evaluators=[...]`
+every `eval_every` steps and log them as `test/<name>/<metric>`.
+
+- `base`: the Evaluator contract, pass@k, evaluator specs (`"nll path=x.jsonl"`);
+- `nll`, `env_eval`, `benchmarks` (+ `graders`): the built-in evaluators;
+- `runner`: running one against a sampling client, with or without files.
+"""
+
+from cookbook_cli.evaluation.base import EvalContext, Evaluator, Example, make_evaluator, pass_at_k
+
+__all__ = ["EvalContext", "Evaluator", "Example", "make_evaluator", "pass_at_k"]
