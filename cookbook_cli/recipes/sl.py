@@ -71,6 +71,9 @@ class SLConfig:
     max_length: int | None = chz.field(default=2048, doc="truncate examples to this many tokens")
     lora_rank: int = chz.field(default=32, doc="LoRA rank (0: full fine-tuning where the engine allows it)")
     eval_every: int = chz.field(default=20, doc="test NLL every N steps (0: only at the end)")
+    evaluators: list[str] = chz.field(
+        default_factory=list, doc="evaluators run with test NLL, logged as test/<name>/<metric>, e.g. 'arithmetic max_tokens=1' (cookbook evaluators list)"
+    )
     save_every: int = chz.field(default=20, doc="checkpoint every N steps (0: only at the end)")
     seed: int = chz.field(default=0, doc="data order, test split and adapter initialisation")
     adam: AdamConfig = chz.field(default_factory=AdamConfig, doc="optimizer")
@@ -114,8 +117,9 @@ def resolve(config: SLConfig) -> SLConfig:
 
 
 #: Settings a resumed run may change: where it lives, how it overlaps work, how
-#: long it runs (the schedule then spans the new total) and how often it saves.
-RESUME_MAY_CHANGE = ("log_dir", "pipeline", "max_steps", "save_every")
+#: long it runs (the schedule then spans the new total), how often it saves and
+#: what it evaluates.
+RESUME_MAY_CHANGE = ("log_dir", "pipeline", "max_steps", "save_every", "evaluators")
 
 
 def config_json(config: SLConfig) -> dict[str, Any]:
@@ -194,6 +198,7 @@ class _Step:
     fb: APIFuture[Any] | None = None
     opt: APIFuture[Any] | None = None
     evaluation: list[Any] | None = None
+    eval_client: Any = None  # a sampling client of the weights before this step, for the evaluators
     checkpoint: PendingCheckpoint | None = None
     submitted: float = 0.0
 
@@ -220,6 +225,28 @@ def prepare_data(cfg: SLConfig) -> tuple[Renderer, ConversationDataset, Conversa
     if cfg.warmup_steps >= total_steps and cfg.warmup_steps > 0:
         raise CookbookError(f"warmup_steps={cfg.warmup_steps} is not less than the run's {total_steps} steps; lower warmup_steps")
     return renderer, train_ds, test_ds, total_steps
+
+
+def prepare_evaluators(specs: Sequence[str], renderer: Renderer) -> list[tuple[str, Any]]:
+    """The recipe's evaluators, with their examples built once now: bad names,
+    options or data fail before a model loads."""
+    from cookbook_cli.evaluation.base import EvalContext, make_evaluators
+
+    evaluators = make_evaluators(list(specs))
+    for _, evaluator in evaluators:
+        evaluator.examples(EvalContext(renderer, None))  # type: ignore[arg-type]
+    return evaluators
+
+
+def run_evaluators(evaluators: list[tuple[str, Any]], renderer: Renderer, client: Any, seed: int) -> dict[str, float]:
+    """`test/<name>/<metric>` of every evaluator on a sampling client of the current weights."""
+    import asyncio
+
+    from cookbook_cli.evaluation.runner import evaluate_with_client
+
+    if not evaluators or client is None:
+        return {}
+    return asyncio.run(evaluate_with_client(evaluators, renderer, client, seed))
 
 
 def check_renderer_can_express(renderer: Renderer, ds: ConversationDataset) -> None:
@@ -255,7 +282,8 @@ def train(
 
     cfg = resolve(config)
     assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None and cfg.learning_rate is not None
-    _renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
+    renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
+    evaluators = prepare_evaluators(cfg.evaluators, renderer)
     batches_per_epoch = len(train_ds)
     settings = RunSettings("sl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {})
     with open_run(settings, service, on_log) as run:
@@ -294,6 +322,8 @@ def train(
             s.submitted = time.monotonic()
             if eval_due(s.step):
                 s.evaluation = evaluator.submit(client, wait_each=not cfg.pipeline)
+                if evaluators:
+                    s.eval_client = client.save_weights_and_get_sampling_client()
             if s.datums:
                 s.fb = client.forward_backward(s.datums, "cross_entropy")
                 if not cfg.pipeline:  # strictly sequential: wait for every call before the next
@@ -308,6 +338,7 @@ def train(
 
         def finish(s: _Step, bar: StepProgress) -> None:
             evaluation = _Evaluator.finish(s.evaluation)
+            evaluation.update(run_evaluators(evaluators, renderer, s.eval_client, cfg.seed))
             loss: float | None = None
             opt = None
             if s.fb is not None and s.opt is not None:
@@ -379,12 +410,15 @@ def train(
             # The end: final evaluation, then the final checkpoint (state + sampler weights).
             final = Position.of(total_steps, batches_per_epoch)
             evaluation = _Evaluator.finish(evaluator.submit(client))
+            if evaluators:
+                evaluation.update(run_evaluators(evaluators, renderer, client.save_weights_and_get_sampling_client(), cfg.seed))
             if evaluation:
                 run.log_metrics(total_steps, {"epoch": final.epoch, "batch": final.batch, **evaluation, "final": True})
-                result.final_test_nll = evaluation["test_nll"]
-                if result.first_test_nll is None:
-                    result.first_test_nll = result.final_test_nll
-                bar.log(f"final test_nll={evaluation['test_nll']:.4g}")
+                if "test_nll" in evaluation:
+                    result.final_test_nll = evaluation["test_nll"]
+                    if result.first_test_nll is None:
+                        result.first_test_nll = result.final_test_nll
+                    bar.log(f"final test_nll={evaluation['test_nll']:.4g}")
             last = run.dir.checkpoints()[-1] if run.dir.checkpoints() else None
             if last is not None and last.get("final") and last.get("step") == total_steps:
                 result.final_checkpoint = last
