@@ -192,7 +192,7 @@ async def sample_prompts(
     renderer: Renderer,
     client: SamplingClient,
     settings: SamplingSettings,
-    write: Callable[[Prompt, list[Completion], int], None],
+    write: Callable[[Prompt, list[Completion]], None],
     concurrency: int = 8,
 ) -> None:
     """Sample `missing[i]` completions of each prompt (concurrently, at most
@@ -217,7 +217,7 @@ async def sample_prompts(
     tasks = [asyncio.ensure_future(one(p)) for p in todo]
     try:
         for p, task in zip(todo, tasks):
-            write(p, await task, 0)
+            write(p, await task)
     finally:
         for t in tasks:
             t.cancel()
@@ -256,16 +256,16 @@ def sample_file(
     if all(m == 0 for m in missing.values()):
         return summary
     done = [summary.already_written]
-    with StepProgress(len(prompts), "sample", start=done[0], plain=None if progress is None else not progress, unit="prompt") as bar:
+    with StepProgress(len(prompts), "sample", start=done[0], plain=None if progress is None else not progress, unit="prompt", every=5.0) as bar:
 
-        def write(p: Prompt, completions: list[Completion], _: int) -> None:
+        def write(p: Prompt, completions: list[Completion]) -> None:
             first = have.get(p.index, 0)
             _append(out_path, [output_row(p, c, first + j) for j, c in enumerate(completions)])
             summary.written += len(completions)
             summary.terminations.update(c.termination for c in completions)
             done[0] += 1
             ended = summary.terminations
-            bar.update(done[0], stop=ended["stop"] + ended["eos"], length=ended["length"] or None, malformed=ended["malformed"] or None)
+            bar.update(done[0], stop=(ended["stop"] + ended["eos"]) or None, length=ended["length"] or None, malformed=ended["malformed"] or None)
 
         with open_sampler(source) as client:
             asyncio.run(sample_prompts(prompts, missing, renderer, client, settings, write, concurrency))

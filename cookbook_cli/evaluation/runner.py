@@ -16,6 +16,7 @@ refused, so one result never mixes two settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -211,7 +212,8 @@ def evaluate_source(
     if pending:
         results_root.mkdir(parents=True, exist_ok=True)
         _claim_in_run(source, results_root)
-    with open_sampler(source) if pending else _no_client() as client:
+    # Everything already evaluated: no model is loaded.
+    with open_sampler(source) if pending else contextlib.nullcontext() as client:
         from cookbook_cli.evaluation.base import EvalContext
 
         for name, evaluator, examples, folder, done, settings in plans:
@@ -223,7 +225,7 @@ def evaluate_source(
                 folder.mkdir(parents=True, exist_ok=True)
                 _write_json(folder / RESULT, {"settings": settings, "status": "running", "examples": len(examples)})
                 ctx = EvalContext(renderer, client, seed)
-                with StepProgress(len(examples), f"eval {name}", start=len(done), plain=None if progress is None else not progress, unit="example") as bar:
+                with StepProgress(len(examples), f"eval {name}", start=len(done), plain=None if progress is None else not progress, unit="example", every=5.0) as bar:
 
                     def keep(record: dict[str, Any]) -> None:
                         _append(folder / TRAJECTORIES, record)
@@ -240,16 +242,6 @@ def evaluate_source(
             })
             results.append(EvalResult(name, metrics, len(examples), len(todo), folder, time.monotonic() - t0))
     return results
-
-
-class _no_client:
-    """Everything was already evaluated: no model is loaded."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 @dataclass
