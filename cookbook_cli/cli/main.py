@@ -60,6 +60,13 @@ def _add_groups() -> None:
     app.add_typer(__import__("cookbook_cli.cli.runs_cmd", fromlist=["app"]).app, name="runs")
     app.add_typer(__import__("cookbook_cli.cli.datasets_cmd", fromlist=["app"]).app, name="datasets")
     app.add_typer(__import__("cookbook_cli.cli.envs_cmd", fromlist=["app"]).app, name="envs")
+    app.command("sample")(__import__("cookbook_cli.cli.sample_cmd", fromlist=["sample"]).sample)
+    app.command("export")(__import__("cookbook_cli.cli.export_cmd", fromlist=["export"]).export)
+    app.command("chat")(__import__("cookbook_cli.cli.chat_cmd", fromlist=["chat"]).chat)
+    app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        __import__("cookbook_cli.cli.eval_cmd", fromlist=["eval_command"]).eval_command
+    )
+    app.add_typer(__import__("cookbook_cli.cli.evaluators_cmd", fromlist=["app"]).app, name="evaluators")
 
 
 def _command_names(commands: list[Any], groups: list[Any]) -> list[str]:

@@ -38,6 +38,50 @@ def show(
         typer.echo(f"Wrote {out}")
 
 
+@app.command("list")
+def list_cmd(
+    folder: Path = typer.Argument(Path("runs"), help="Folder holding runs (searched 3 levels deep). Default: runs/."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per run, as a list."),
+) -> None:
+    """Runs under a folder: recipe, model, steps done/total, last loss or reward,
+    state (running, finished, resumable, no checkpoint) and newest checkpoint."""
+    from cookbook_cli.cli.output import print_json, print_table
+    from cookbook_cli.run.listing import list_runs
+
+    rows = list_runs(folder)
+    if as_json:
+        print_json([r.to_json() for r in rows])
+        return
+    if not rows:
+        typer.echo(f"No runs under {folder}")
+        return
+
+    def last(r) -> str:  # type: ignore[no-untyped-def]
+        parts = []
+        if r.last_loss is not None:
+            parts.append(f"loss {r.last_loss:.4g}")
+        if r.last_reward is not None:
+            parts.append(f"reward {r.last_reward:.4g}")
+        return ", ".join(parts) or "-"
+
+    print_table(
+        f"Runs under {folder}",
+        ["run", "recipe", "model", "steps", "last", "state", "newest checkpoint"],
+        [
+            [
+                r.path,
+                r.recipe or "?",
+                r.model or "?",
+                f"{r.steps_done}/{r.total_steps if r.total_steps is not None else '?'}",
+                last(r),
+                r.state + (f" ({r.problem})" if r.problem else ""),
+                f"{r.checkpoint} (step {r.checkpoint_step})" if r.checkpoint else "-",
+            ]
+            for r in rows
+        ],
+    )
+
+
 def _show_text(run, summary_items, ascii_chart) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
 

@@ -11,7 +11,11 @@ that tell recipes what they need to know without naming the engine:
   engine's `random:<shape>:<tokenizer>`), a `ModelSpec` (tokenizer, label for
   run names, trained from scratch); None for any other name;
 - `small_models`: runs the small models an env suggests for offline runs
-  (`RLDatasetBuilder.local_defaults`). Built-in losses carry `builtin=True`: the engine computes them from a
+  (`RLDatasetBuilder.local_defaults`);
+- `hf_weights(sampler_path)`: the checkpoint's files and base model for
+  `cookbook export` (an `engines.weights.HFWeights`).
+
+Built-in losses carry `builtin=True`: the engine computes them from a
 name in `forward_backward`; every other registered loss is a function run
 through `forward_backward_custom`.
 """
@@ -22,6 +26,7 @@ import importlib.util
 import os
 from typing import Any
 
+from cookbook_cli.errors import CookbookError
 from cookbook_cli.plugins.spec import Register, hookimpl
 
 
@@ -56,6 +61,36 @@ def _local_model_spec(model: str) -> Any:
     return ModelSpec(tokenizer=spec.tokenizer, label=spec.shape_name, from_scratch=True)
 
 
+def _local_hf_weights(sampler_path: str) -> Any:
+    from pathlib import Path
+
+    from cookbook_cli.engines.local import checkpoints
+    from cookbook_cli.engines.weights import HFWeights
+
+    folder = checkpoints.resolve(Path.cwd(), sampler_path, checkpoints.SAMPLER_KIND)
+    meta = checkpoints.read_meta(folder)
+    if meta.get("kind") != "sampler":
+        raise CookbookError(f"{str(folder)!r} holds training state, not sampler weights")
+    base = str(meta["base_model"])
+
+    def load_base() -> tuple[Any, Any]:
+        import torch
+
+        from cookbook_cli.engines.local.models import load_base_model
+        from cookbook_cli.engines.local.shapes import is_random_model
+
+        stored = torch.float32
+        if not is_random_model(base):
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(base, local_files_only=True)
+            dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+            stored = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or torch.float32)
+        return load_base_model(base, torch.float32).model, stored
+
+    return HFWeights(folder, bool(meta.get("lora_rank")), base, load_base)
+
+
 def _local_status() -> str:
     missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
     return f"needs {', '.join(missing)} (pip install 'cookbook-cli[local]')" if missing else "ready"
@@ -77,6 +112,7 @@ def register_builtin_engines(register: Register) -> None:
         default_model=_local_default_model,
         model_spec=_local_model_spec,
         small_models=True,
+        hf_weights=_local_hf_weights,
     )
     register(
         "tinker",

@@ -43,6 +43,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cookbook_cli.engines.registration",
     "cookbook_cli.rl.registration",
     "cookbook_cli.loggers.registration",
+    "cookbook_cli.evaluation.registration",
 )
 
 

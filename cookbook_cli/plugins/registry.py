@@ -201,9 +201,10 @@ dataset_builders: Registry[Any] = Registry(
 loss_functions: Registry[Any] = Registry("register_loss_functions", "loss function", "cookbook losses list")
 engines: Registry[Any] = Registry("register_engines", "engine", "cookbook engines list")
 loggers: Registry[Any] = Registry("register_loggers", "logger", "cookbook loggers list")
+evaluators: Registry[Any] = Registry("register_evaluators", "evaluator", "cookbook evaluators list")
 
 ALL: dict[str, Registry[Any]] = {
-    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines, loggers)
+    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines, loggers, evaluators)
 }
 
 

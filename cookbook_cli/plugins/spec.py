@@ -44,6 +44,14 @@ def register_dataset_builders(register: Register) -> None:
 
 
 @hookspec
+def register_evaluators(register: Register) -> None:
+    """Register evaluators run by `cookbook eval` and by recipes every
+    `eval_every` steps: `register(name, EvaluatorClass, description)`, where
+    `EvaluatorClass` is a chz subclass of `cookbook_cli.evaluation.Evaluator`
+    whose fields are its options (`cookbook eval NAME key=value`)."""
+
+
+@hookspec
 def register_loss_functions(register: Register) -> None:
     """Register losses over per-token logprobs: `register(name, fn, description)`,
     where `fn(data, logprobs_list) -> (loss, metrics)` runs through

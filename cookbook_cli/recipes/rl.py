@@ -79,6 +79,10 @@ class RLConfig:
     kl_reference_model: str | None = chz.field(default=None, doc="reference model of the KL penalty; default: the base model")
     remove_constant_reward_groups: bool = chz.field(default=False, doc="do not train on groups whose episodes all earned the same reward")
     save_every: int = chz.field(default=20, doc="checkpoint every N steps (0: only at the end)")
+    eval_every: int = chz.field(default=20, doc="run the evaluators every N steps (0: only at the end)")
+    evaluators: list[str] = chz.field(
+        default_factory=list, doc="evaluators, logged as test/<name>/<metric>, e.g. 'env env=arithmetic' (cookbook evaluators list)"
+    )
     num_groups_to_log: int = chz.field(default=2, doc="groups per step in the HTML transcripts (0: none)")
     seed: int = chz.field(default=0, doc="problems and adapter initialisation")
     adam: AdamConfig = chz.field(default_factory=AdamConfig, doc="optimizer")
@@ -90,7 +94,7 @@ class RLConfig:
         for name in ("group_size", "groups_per_batch"):
             if getattr(self, name) < 1:
                 raise CookbookError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps_off_policy", "save_every", "num_groups_to_log", "warmup_steps"):
+        for name in ("max_steps_off_policy", "save_every", "eval_every", "num_groups_to_log", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise CookbookError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -147,8 +151,8 @@ def resolve(config: RLConfig) -> RLConfig:
     )
 
 
-#: Settings a resumed run may change (as in `train sl`), and how many groups it shows.
-RESUME_MAY_CHANGE = ("log_dir", "max_steps", "save_every", "num_groups_to_log")
+#: Settings a resumed run may change (as in `train sl`), how many groups it shows and what it evaluates.
+RESUME_MAY_CHANGE = ("log_dir", "max_steps", "save_every", "num_groups_to_log", "eval_every", "evaluators")
 
 
 def config_json(config: RLConfig) -> dict[str, Any]:
@@ -206,7 +210,8 @@ async def train_async(
 ) -> RLResult:
     from cookbook_cli.models import tokenizer_for_model
     from cookbook_cli.renderers import get_renderer
-    from cookbook_cli.rl.completers import SamplingClientCompleter
+    from cookbook_cli.completers import SamplingClientCompleter
+    from cookbook_cli.evaluation.runner import evaluate_with_client
     from cookbook_cli.rl.sampler import OffPolicyPipeline
     from cookbook_cli.rl.types import EnvContext
     from cookbook_cli.run.lifecycle import RunSettings, open_run
@@ -226,6 +231,9 @@ async def train_async(
     if len(dataset) == 0:
         raise CookbookError(f"env {name!r} made an empty dataset; check its options (cookbook envs list)")
     total_steps = len(dataset) if cfg.max_steps is None else min(cfg.max_steps, len(dataset))
+    from cookbook_cli.evaluation.in_training import prepare_evaluators
+
+    evaluators = prepare_evaluators(cfg.evaluators, renderer)
 
     settings = RunSettings("rl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {})
     with open_run(settings, service, on_log) as run:
@@ -263,7 +271,11 @@ async def train_async(
                             )
                         bar.log(f"the dataset ran out after {step} steps")
                         break
+                    evaluation = {}
+                    if evaluators and cfg.eval_every and step % cfg.eval_every == 0:
+                        evaluation = await evaluate_with_client(evaluators, renderer, await tc.save_weights_and_get_sampling_client_async(), cfg.seed)
                     metrics, train_seconds = await loop.train(batch)
+                    metrics.update(evaluation)
                     if "no_update" in metrics:
                         bar.log(f"warning: step {step} trained nothing: its groups sampled no tokens to train on")
                     t1 = time.monotonic()
@@ -292,6 +304,10 @@ async def train_async(
                         "check the env's max_tokens and the renderer's stop sequences"
                     )
                 if step > start.step or run.resume_from is None:
+                    if evaluators:
+                        final = await evaluate_with_client(evaluators, renderer, await tc.save_weights_and_get_sampling_client_async(), cfg.seed)
+                        run.log_metrics(step, {**final, "final": True})
+                        result.metrics.append({"step": step, **final, "final": True})
                     result.final_checkpoint = await loop.checkpoint(step, final=True)
         finally:
             await pipeline.stop()

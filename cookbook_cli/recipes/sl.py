@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import chz
 
 from cookbook_cli.config import RegistryFactory, config_to_json
+from cookbook_cli.evaluation import in_training as _ev
 from cookbook_cli.data.builders import ConversationsBuilder, SupervisedDatasetBuilder
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.optim import learning_rate_at
@@ -56,6 +57,9 @@ class SLConfig(EpochRunConfig):
         doc="dataset builder (cookbook datasets list); its fields are dataset.<field>",
     )
     train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
+    evaluators: list[str] = chz.field(
+        default_factory=list, doc="evaluators run with test NLL, logged as test/<name>/<metric>, e.g. 'arithmetic max_tokens=1' (cookbook evaluators list)"
+    )
     pipeline: bool = chz.field(default=True, doc="overlap engine work with data preparation (false: strictly sequential)")
 
     @chz.validate
@@ -71,8 +75,9 @@ def resolve(config: SLConfig) -> SLConfig:
 
 
 #: Settings a resumed run may change: where it lives, how it overlaps work, how
-#: long it runs (the schedule then spans the new total) and how often it saves.
-RESUME_MAY_CHANGE = ("log_dir", "pipeline", "max_steps", "save_every")
+#: long it runs (the schedule then spans the new total), how often it saves and
+#: what it evaluates.
+RESUME_MAY_CHANGE = ("log_dir", "pipeline", "max_steps", "save_every", "evaluators")
 
 
 def config_json(config: SLConfig) -> dict[str, Any]:
@@ -151,6 +156,7 @@ class _Step:
     fb: APIFuture[Any] | None = None
     opt: APIFuture[Any] | None = None
     evaluation: list[Any] | None = None
+    eval_client: Any = None  # a sampling client of the weights before this step, for the evaluators
     checkpoint: PendingCheckpoint | None = None
     submitted: float = 0.0
 
@@ -207,7 +213,8 @@ def train(
 
     cfg = resolve(config)
     assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None and cfg.learning_rate is not None
-    _renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
+    renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
+    evaluators = _ev.prepare_evaluators(cfg.evaluators, renderer)
     batches_per_epoch = len(train_ds)
     settings = RunSettings("sl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {})
     with open_run(settings, service, on_log) as run:
@@ -246,6 +253,8 @@ def train(
             s.submitted = time.monotonic()
             if eval_due(s.step):
                 s.evaluation = evaluator.submit(client, wait_each=not cfg.pipeline)
+                if evaluators:
+                    s.eval_client = client.save_weights_and_get_sampling_client()
             if s.datums:
                 s.fb = client.forward_backward(s.datums, "cross_entropy")
                 if not cfg.pipeline:  # strictly sequential: wait for every call before the next
@@ -260,6 +269,7 @@ def train(
 
         def finish(s: _Step, bar: StepProgress) -> None:
             evaluation = _Evaluator.finish(s.evaluation)
+            evaluation.update(_ev.run_evaluators(evaluators, renderer, s.eval_client, cfg.seed))
             loss: float | None = None
             opt = None
             if s.fb is not None and s.opt is not None:
@@ -331,12 +341,15 @@ def train(
             # The end: final evaluation, then the final checkpoint (state + sampler weights).
             final = Position.of(total_steps, batches_per_epoch)
             evaluation = _Evaluator.finish(evaluator.submit(client))
+            if evaluators:
+                evaluation.update(_ev.run_evaluators(evaluators, renderer, client.save_weights_and_get_sampling_client(), cfg.seed))
             if evaluation:
                 run.log_metrics(total_steps, {"epoch": final.epoch, "batch": final.batch, **evaluation, "final": True})
-                result.final_test_nll = evaluation["test_nll"]
-                if result.first_test_nll is None:
-                    result.first_test_nll = result.final_test_nll
-                bar.log(f"final test_nll={evaluation['test_nll']:.4g}")
+                if "test_nll" in evaluation:
+                    result.final_test_nll = evaluation["test_nll"]
+                    if result.first_test_nll is None:
+                        result.first_test_nll = result.final_test_nll
+                    bar.log(f"final test_nll={evaluation['test_nll']:.4g}")
             result.final_checkpoint = run.save_final(final)
         result.elapsed = time.monotonic() - t_start
         return result

@@ -4,7 +4,7 @@
   Trajectory, TrajectoryGroup.
 - `problem_env`, `message_env`: helpers for single-turn problems and for
   environments that work in Messages through a renderer.
-- `completers`: the token completer over an engine's SamplingClient.
+- completers (token and message) live in `cookbook_cli.completers`.
 - `rollouts`: groups of episodes sampled concurrently with asyncio.
 - `data_processing`: group-centred advantages and Datums for the RL losses.
 - `metrics`: reward/episode metrics, KL between sampler and learner, KL penalty.

@@ -7,6 +7,7 @@ sequence (see `ProblemEnv` for the reward).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import re
@@ -20,10 +21,16 @@ from cookbook_cli.rl.types import Env, EnvContext, RLDataset, RLDatasetBuilder
 from cookbook_cli.types import Message
 
 _INT = re.compile(r"-?\d+")
+TEST_SEED_OFFSET = 1_000_003
 _FEW_SHOT: list[Message] = [
     {"role": "user", "content": "What is 4 + 3?"},
     {"role": "assistant", "content": "7"},
 ]
+
+
+def few_shot_messages() -> list[Message]:
+    """The solved example every problem starts with (the `arithmetic` benchmark uses it too)."""
+    return [dict(m) for m in _FEW_SHOT]  # type: ignore[misc]
 
 
 class AdditionEnv(ProblemEnv):
@@ -55,6 +62,7 @@ class ArithmeticBuilder(RLDatasetBuilder):
     few_shot: bool = chz.field(default=True, doc="start with one solved example")
     format_coef: float = chz.field(default=0.1, doc="penalty for a response that is not just the number")
     n_batches: int = chz.field(default=1000, doc="batches in the dataset: training steps unless --max-steps")
+    n_test_batches: int = chz.field(default=4, doc="batches in the test split (cookbook eval env), drawn apart from training")
 
     default_max_tokens = 16
 
@@ -67,4 +75,6 @@ class ArithmeticBuilder(RLDatasetBuilder):
             b = rng.randint(self.min_operand, self.max_operand)
             return functools.partial(AdditionEnv, ctx.renderer, a, b, self.few_shot, self.format_coef)
 
-        return SeededProblemDataset(ctx, make, self.n_batches), None
+        # The test problems come from their own seed, so they are not the first training batches.
+        test_ctx = dataclasses.replace(ctx, seed=ctx.seed + TEST_SEED_OFFSET)
+        return SeededProblemDataset(ctx, make, self.n_batches), SeededProblemDataset(test_ctx, make, self.n_test_batches)

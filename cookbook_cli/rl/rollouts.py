@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.rl.completers import TokenCompleter
+from cookbook_cli.completers import TokenCompleter
 from cookbook_cli.rl.types import (
     Env,
     EnvGroupBuilder,

@@ -4,7 +4,9 @@ Over a large vocabulary a randomly initialised model almost never samples a
 given token, so it cannot find the reward of a toy env. Over these 34 tokens
 (lowercase letters, `A`, `S`, `U`, space, `:`, newline, `?`, and `<unk>` for
 everything else: enough for the `role_colon` format and its stop sequence) it
-samples the target about once in 34 tries and learns it in a few steps.
+samples the target about once in 34 tries and learns it in a few steps. A
+46-token variant with digits, `+` and `W` writes the `arithmetic` env's
+problems.
 The file is generated (deterministically) into the cookbook cache on first
 use: `random:tiny:<toy_tokenizer_path()>` is a model the local engine can
 build offline.
@@ -17,20 +19,24 @@ import string
 from pathlib import Path
 
 CHARS = string.ascii_lowercase + "ASU :\n?"
+#: The arithmetic variant adds digits, `+` and `W` ("What is 3 + 4?"): 46 tokens.
+DIGIT_CHARS = CHARS + string.digits + "+W"
 UNK = "<unk>"
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "cookbook" / "toy_tokenizer_v2"
+def cache_dir(digits: bool = False) -> Path:
+    name = "toy_tokenizer_digits_v1" if digits else "toy_tokenizer_v2"
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "cookbook" / name
 
 
-def toy_tokenizer_path() -> str:
-    """Path of the toy tokenizer.json, written on first use."""
-    path = cache_dir() / "tokenizer.json"
+def toy_tokenizer_path(digits: bool = False) -> str:
+    """Path of the toy tokenizer.json (with `digits`: the arithmetic variant), written on first use."""
+    path = cache_dir(digits) / "tokenizer.json"
     if not path.is_file():
         from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-        vocab = {UNK: 0, **{c: i + 1 for i, c in enumerate(CHARS)}}
+        chars = DIGIT_CHARS if digits else CHARS
+        vocab = {UNK: 0, **{c: i + 1 for i, c in enumerate(chars)}}
         tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
         tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
         tok.decoder = decoders.Fuse()
@@ -41,9 +47,9 @@ def toy_tokenizer_path() -> str:
     return str(path)
 
 
-def toy_model(shape: str = "tiny") -> str:
+def toy_model(shape: str = "tiny", digits: bool = False) -> str:
     """The local engine's name for a random model of `shape` over the toy tokenizer."""
-    return f"random:{shape}:{toy_tokenizer_path()}"
+    return f"random:{shape}:{toy_tokenizer_path(digits)}"
 
 
 if __name__ == "__main__":

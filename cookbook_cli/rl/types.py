@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import chz
 
+from cookbook_cli.completers import StopCondition, TokensWithLogprobs  # re-exported: envs import them from here
+
 if TYPE_CHECKING:
     import tinker.types
 
@@ -34,25 +36,10 @@ if TYPE_CHECKING:
 
 Action: TypeAlias = list[int]
 """Sampled token ids."""
-StopCondition: TypeAlias = "list[int] | list[str]"
-"""Stop token ids or stop strings for the next sampling call."""
 Metrics: TypeAlias = dict[str, float]
 """Numbers averaged into the training metrics."""
 Logs: TypeAlias = dict[str, Any]
 """Diagnostics shown in transcripts, never aggregated."""
-
-
-@dataclass(frozen=True)
-class TokensWithLogprobs:
-    """One sampled completion: its tokens, their logprobs under the sampler, and why it stopped."""
-
-    tokens: list[int]
-    logprobs: list[float]
-    stop_reason: str = "stop"  # "stop" (stop sequence / EOS) or "length" (max_tokens)
-
-    def __post_init__(self) -> None:
-        if len(self.tokens) != len(self.logprobs):
-            raise ValueError(f"{len(self.tokens)} tokens but {len(self.logprobs)} logprobs")
 
 
 @dataclass

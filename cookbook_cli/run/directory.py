@@ -86,7 +86,24 @@ class RunDir:
         new = [n for n in names if n not in entries]
         if new or not (self.path / MANIFEST).is_file():
             merged = sorted({*entries, *new, MANIFEST})
-            write_json_atomic(self.path / MANIFEST, {"format": FORMAT, "entries": merged})
+            write_json_atomic(self.path / MANIFEST, {**self.info(), "format": FORMAT, "entries": merged})
+
+    def info(self) -> dict[str, Any]:
+        """What the manifest says of the run besides its entries (`recipe`, `total_steps`)."""
+        if not (self.path / MANIFEST).is_file():
+            return {}
+        manifest = read_json(self.path / MANIFEST)
+        if not isinstance(manifest, dict):
+            return {}
+        return {k: v for k, v in manifest.items() if k not in ("format", "entries")}
+
+    def describe(self, **info: Any) -> None:
+        """Record facts about the run in its manifest (for `cookbook runs list`)."""
+        current = self.info()
+        if all(current.get(k) == v for k, v in info.items()):
+            return
+        self.claim()
+        write_json_atomic(self.path / MANIFEST, {**current, **info, "format": FORMAT, "entries": self.entries()})
 
     def subdir(self, name: str) -> Path:
         """A folder of the run, claimed in the manifest."""

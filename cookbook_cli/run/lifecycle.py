@@ -164,6 +164,7 @@ class Run:
         start = resume_position(self.resume_from, batches_per_epoch)
         if total_steps is not None:
             self.total_steps = total_steps
+            self.dir.describe(total_steps=total_steps)
             if start.step > total_steps:
                 raise CookbookError(
                     f"the last checkpoint in {str(self.path)!r} is at step {start.step}, past this run's {total_steps} steps; "
@@ -360,6 +361,7 @@ def open_run(
             directory.remove_entries(keep=[LOCK])
         fresh = not is_run(path)
         directory.claim(*OWN_FILES)
+        directory.describe(recipe=settings.recipe)
         directory.remove_scratch()
         resume_from = None if fresh else pick_checkpoint(directory, say)
         if not fresh:

@@ -18,9 +18,14 @@ def _fmt(key: str, value: Any) -> str:
 class StepProgress:
     """`update(step, **fields)` after each step; fields show beside the bar."""
 
-    def __init__(self, total: int, description: str, start: int = 0, plain: bool | None = None) -> None:
+    def __init__(
+        self, total: int, description: str, start: int = 0, plain: bool | None = None, unit: str = "step", every: float = 0.0
+    ) -> None:
         self.total = total
         self.description = description
+        self.unit = unit  # what is counted, in the plain lines ("step 3/10")
+        self.every = every  # plain lines at most this often (seconds), and the last one
+        self._last_line = float("-inf")
         self.plain = (not sys.stdout.isatty()) if plain is None else plain
         self._start_time = time.monotonic()
         self._start_step = start
@@ -53,10 +58,14 @@ class StepProgress:
         if self._progress is not None:
             self._progress.update(self._task, completed=step, info=info)
             return
+        now = time.monotonic()
+        if step < self.total and now - self._last_line < self.every:
+            return
+        self._last_line = now
         done = step - self._start_step
-        elapsed = time.monotonic() - self._start_time
+        elapsed = now - self._start_time
         eta = elapsed / done * (self.total - step) if done > 0 else float("nan")
-        print(f"{self.description} step {step}/{self.total} {info} eta={eta:.0f}s", flush=True)
+        print(f"{self.description} {self.unit} {step}/{self.total} {info} eta={eta:.0f}s", flush=True)
 
     def log(self, message: str) -> None:
         if self._progress is not None:

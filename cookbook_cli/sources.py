@@ -1,0 +1,256 @@
+"""Where the model of `cookbook sample|chat|eval|export` comes from.
+
+One of:
+
+- a base model (`--model M`, on `--engine E`, default local);
+- a run (`--run DIR`): its newest recorded checkpoint, or the one named by
+  `--checkpoint` (a record name such as `step-000020`, a step number, or the
+  checkpoint's path);
+- a checkpoint path alone (`--checkpoint DIR/weights/step-000020`): the run
+  that recorded it is found from its parent folders.
+
+The engine, its options, the base model and the renderer come from the run's
+config.json (a given `--renderer` wins). A checkpoint with sampler weights is
+sampled from them; one with training state only is loaded into a training
+client whose current weights are then sampled, so every recorded checkpoint
+works, on every engine. Nothing here names an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cookbook_cli.errors import CookbookError, UnknownNameError
+
+if TYPE_CHECKING:
+    from cookbook_cli.engines.protocol import SamplingClient, ServiceClient
+    from cookbook_cli.renderers.base import Renderer
+
+
+@dataclass
+class ModelSource:
+    """A resolved model: what to load, on which engine, and how to render for it."""
+
+    engine: str
+    base_model: str
+    renderer: str
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+    record: dict[str, Any] | None = None  # the checkpoint record, for a run
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config.json
+
+    @property
+    def checkpoint_name(self) -> str | None:
+        return str(self.record.get("name")) if self.record else None
+
+    def describe(self) -> str:
+        if self.run_dir is None:
+            return f"{self.base_model} (base model, {self.engine} engine)"
+        step = self.record.get("step") if self.record else None
+        return f"{self.run_dir} checkpoint {self.checkpoint_name} (step {step}, {self.engine} engine)"
+
+    def label(self) -> str:
+        """A short name for result folders: the checkpoint's name, or the model's."""
+        from cookbook_cli.models import model_label
+        from cookbook_cli.run.lifecycle import slug
+
+        if self.record is not None:
+            return str(self.record.get("name"))
+        return slug(model_label(self.base_model, self.engine), 60)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"engine": self.engine, "base_model": self.base_model, "renderer": self.renderer}
+        if self.run_dir is not None:
+            out["run"] = str(self.run_dir)
+            out["checkpoint"] = self.checkpoint_name
+            out["step"] = self.record.get("step") if self.record else None
+        return out
+
+    def state_path(self) -> str | None:
+        return self.run_dir_absolute(self.record.get("state_path")) if self.record else None
+
+    def sampler_path(self) -> str | None:
+        return self.run_dir_absolute(self.record.get("sampler_path")) if self.record else None
+
+    def run_dir_absolute(self, path: Any) -> str | None:
+        from cookbook_cli.run.directory import RunDir
+
+        if not isinstance(path, str) or not path or self.run_dir is None:
+            return None
+        return RunDir(self.run_dir).absolute(path)
+
+
+# -- resolving -------------------------------------------------------------------------------
+
+
+def find_run_of(path: Path) -> Path | None:
+    """The run directory holding `path` (itself or a parent folder), if any."""
+    from cookbook_cli.run.directory import is_run
+
+    for folder in [path, *path.parents]:
+        if folder.is_dir() and is_run(folder):
+            return folder
+    return None
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    from cookbook_cli.run.files import CONFIG, read_json
+
+    if not (run_dir / CONFIG).is_file():
+        raise CookbookError(f"run {str(run_dir)!r} has no {CONFIG}; it cannot say which model it trained")
+    config = read_json(run_dir / CONFIG)
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str) or not isinstance(config.get("engine"), str):
+        raise CookbookError(f"{run_dir / CONFIG} names no model and engine; is this a cookbook run?")
+    return config
+
+
+def _same_path(a: str, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def pick_record(run_dir: Path, records: list[dict[str, Any]], checkpoint: str | None) -> dict[str, Any]:
+    """The checkpoint record that `checkpoint` names (newest when None)."""
+    from cookbook_cli.run.directory import RunDir
+
+    if not records:
+        raise CookbookError(f"run {str(run_dir)!r} recorded no checkpoint yet; wait for its first save, or use --model for the base model")
+    if checkpoint is None:
+        return records[-1]
+    named = [r for r in records if r.get("name") == checkpoint]
+    if named:
+        return named[-1]
+    if checkpoint.isdigit():
+        at_step = [r for r in records if r.get("step") == int(checkpoint)]
+        if at_step:
+            return at_step[-1]
+    directory = RunDir(run_dir)
+    for r in reversed(records):
+        for key in ("sampler_path", "state_path"):
+            p = r.get(key)
+            if not isinstance(p, str):
+                continue
+            if p == checkpoint or ("://" not in checkpoint and "://" not in p and _same_path(directory.absolute(p), Path(checkpoint).expanduser())):
+                return r
+    raise UnknownNameError(
+        "checkpoint", checkpoint, [str(r.get("name")) for r in records],
+        f"Give a name, a step or a checkpoint path recorded in {run_dir}/checkpoints.jsonl (cookbook runs show {run_dir}).",
+    )
+
+
+def resolve_source(
+    model: str | None = None,
+    run: str | Path | None = None,
+    checkpoint: str | None = None,
+    engine: str | None = None,
+    renderer: str | None = None,
+    engine_options: dict[str, Any] | None = None,
+) -> ModelSource:
+    """The model a command uses: a base model, or a run's checkpoint (see the module docstring)."""
+    from cookbook_cli import models
+    from cookbook_cli.plugins import registry
+    from cookbook_cli.run.directory import RunDir, is_run
+
+    if renderer is not None:
+        registry.renderers.get(renderer)  # unknown names: suggestions
+    run_dir: Path | None = None
+    if run is not None:
+        run_dir = Path(run).expanduser()
+        if not run_dir.is_dir():
+            raise CookbookError(f"run directory {str(run_dir)!r} does not exist")
+        if not is_run(run_dir):
+            raise CookbookError(f"{str(run_dir)!r} holds no cookbook run (no cookbook-run.json or config.json with checkpoints)")
+    if checkpoint is not None and "://" not in checkpoint and Path(checkpoint).expanduser().exists():
+        owner = find_run_of(Path(checkpoint).expanduser().resolve())
+        if owner is None:
+            raise CookbookError(
+                f"checkpoint {checkpoint!r} lies in no cookbook run, so its base model and renderer are unknown; "
+                "give a checkpoint inside a run directory"
+            )
+        if run_dir is not None and owner.resolve() != run_dir.resolve():
+            other = _read_config(owner)["model"]
+            mine = _read_config(run_dir)["model"]
+            if other != mine:
+                raise CookbookError(
+                    f"checkpoint {checkpoint!r} belongs to run {str(owner)!r} (base model {other!r}), "
+                    f"not to --run {str(run_dir)!r} (base model {mine!r}); drop --run or give a checkpoint of that run"
+                )
+            raise CookbookError(f"checkpoint {checkpoint!r} belongs to run {str(owner)!r}, not to --run {str(run_dir)!r}; drop --run")
+        run_dir = owner
+    if run_dir is None:
+        if checkpoint is not None:
+            raise CookbookError(f"checkpoint {checkpoint!r} is not a folder here; with a checkpoint name or step, also give --run DIR")
+        if model is None:
+            raise CookbookError("give a model to use: --model NAME (a base model), --run DIR (a run's newest checkpoint) or --checkpoint PATH")
+        engine = engine or "local"
+        base, chosen_renderer = models.resolve_model_and_renderer(engine, model, renderer)
+        return ModelSource(engine, base, chosen_renderer, dict(engine_options or {}))
+
+    config = _read_config(run_dir)
+    if model is not None and model != config["model"]:
+        raise CookbookError(
+            f"run {str(run_dir)!r} trained base model {config['model']!r}, not --model {model!r}: "
+            "its checkpoints only fit their own base model; drop --model"
+        )
+    if engine is not None and engine != config["engine"]:
+        raise CookbookError(f"run {str(run_dir)!r} trained on engine {config['engine']!r}, not --engine {engine!r}; drop --engine")
+    record = pick_record(run_dir, RunDir(run_dir).checkpoints(), checkpoint)
+    options = {**dict(config.get("engine_options") or {}), **dict(engine_options or {})}
+    chosen = renderer or config.get("renderer")
+    if not isinstance(chosen, str):
+        chosen = models.resolve_model_and_renderer(config["engine"], config["model"], None)[1]
+    return ModelSource(config["engine"], config["model"], chosen, options, run_dir, record, config)
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def create_service(source: ModelSource) -> ServiceClient:
+    """The engine's ServiceClient for `source` (for a run: the one its recipe used)."""
+    from cookbook_cli.engines import create_service_client, create_service_for_run
+
+    if source.run_dir is not None:
+        return create_service_for_run(source.engine, source.run_dir, dict(source.engine_options))
+    return create_service_client(source.engine, **source.engine_options)
+
+
+def sampling_client_for(service: ServiceClient, source: ModelSource) -> SamplingClient:
+    """A sampling client over `source`'s weights: its sampler weights, or its
+    training state loaded into a training client and snapshot for sampling."""
+    if source.run_dir is None:
+        return service.create_sampling_client(base_model=source.base_model)
+    sampler = source.sampler_path()
+    if sampler is not None:
+        return service.create_sampling_client(model_path=sampler)
+    state = source.state_path()
+    if state is None:
+        raise CookbookError(f"checkpoint {source.checkpoint_name!r} of {source.run_dir} has no state_path")
+    return service.create_training_client_from_state(state).save_weights_and_get_sampling_client()
+
+
+def renderer_for(source: ModelSource) -> Renderer:
+    from cookbook_cli.models import tokenizer_for_model
+    from cookbook_cli.renderers import get_renderer
+
+    return get_renderer(source.renderer, tokenizer_for_model(source.base_model, source.engine))
+
+
+@contextmanager
+def open_sampler(source: ModelSource) -> Iterator[SamplingClient]:
+    """A sampling client over `source`; the engine service is closed afterwards."""
+    service = create_service(source)
+    try:
+        try:
+            client = sampling_client_for(service, source)
+        except CookbookError as e:
+            raise CookbookError(f"cannot load {source.describe()}: {e}") from None
+        yield client
+    finally:
+        if callable(getattr(service, "close", None)):
+            service.close()
