@@ -314,20 +314,20 @@ def test_a_misspelt_hook_in_an_installed_plugin_is_warned_by_distribution(fake_p
 class PreferencePlugin:
     @hookimpl
     def register_dataset_builders(self, register):
-        register("hh_rlhf", dict, "comparisons", kind="preference")
+        register("acme.prefs", dict, "comparisons", kind="preference")
 
 
 def test_registry_filters_by_kind_and_explains_a_wrong_kind(cookbook_plugin):
     cookbook_plugin(PreferencePlugin(), name="prefs")
     builders = registry.dataset_builders
     assert builders.names(kinds=("supervised",)) == ["conversations", "no_robots", "hf"]  # no kind= counts as supervised
-    assert builders.names(kinds=("preference",)) == ["hh_rlhf"]
-    assert builders.get("hh_rlhf", kinds=("preference",)).plugin == "prefs"
+    assert builders.names(kinds=("preference",)) == ["comparisons", "hh_rlhf", "ultrafeedback", "helpsteer3", "acme.prefs"]
+    assert builders.get("acme.prefs", kinds=("preference",)).plugin == "prefs"
     assert builders.get("hf", kinds=("supervised", "preference")).name == "hf"
     with pytest.raises(CookbookError) as e:
-        builders.get("hh_rlhf", kinds=("supervised",), used_by="`train sl`")
+        builders.get("acme.prefs", kinds=("supervised",), used_by="`train sl`")
     assert str(e.value) == (
-        "dataset 'hh_rlhf' is a preference dataset; `train sl` takes supervised datasets: "
+        "dataset 'acme.prefs' is a preference dataset; `train sl` takes supervised datasets: "
         "conversations, no_robots, hf (cookbook datasets list)"
     )
     with pytest.raises(CookbookError, match=r"^dataset 'conversations' is a supervised dataset; this takes prompt datasets: none is registered"):
