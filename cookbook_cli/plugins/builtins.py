@@ -24,8 +24,10 @@ def register_models(register: Register) -> None:
 @hookimpl
 def register_dataset_builders(register: Register) -> None:
     from cookbook_cli.data.registration import register_builtin_dataset_builders
+    from cookbook_cli.distill.registration import register_builtin_prompt_builders
 
     register_builtin_dataset_builders(register)
+    register_builtin_prompt_builders(register)
 
 
 @hookimpl
