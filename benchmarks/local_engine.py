@@ -1,154 +1,531 @@
-"""Training throughput of the local engine against a bare PyTorch loop.
+"""Throughput of the local engine: training beside its limits and beside TRL,
+sampling many requests at once beside one at a time.
 
-Both train the same model (same weights, same LoRA or full fine-tuning, same
-dtype and device) on the same batch with the same step: forward, weighted
-cross-entropy summed over tokens, backward, AdamW. The engine goes through the
-public client (Datum in, ForwardBackwardOutput out, futures, its worker
-thread); the bare loop is the least code PyTorch needs. Rounds alternate
-between the two so that a machine whose load drifts treats both alike.
+    python benchmarks/local_engine.py                       # every case, CPU defaults
+    python benchmarks/local_engine.py --case packed --conversations FILE.jsonl --batch 8
+    python benchmarks/local_engine.py --case packed --trl-python /path/to/trl-venv/bin/python
+    python benchmarks/local_engine.py --case sampling --groups 8 --samples 4
+    python benchmarks/local_engine.py --shape medium --batch 8 --seq 512 --device cuda   # on a GPU
 
-    python benchmarks/local_engine.py                      # CPU: small shape, LoRA rank 32
-    python benchmarks/local_engine.py --rank 0 --shape tiny
-    python benchmarks/local_engine.py --shape medium --batch 8 --seq 512   # on a GPU
+Cases (each prints its figures and ratios):
 
-Prints tokens/s of each and engine/bare (target >= 0.9), by wall clock and by
-CPU time (the second is steadier on a shared machine).
+- `equal`: equal-length batches (`--batch` x `--seq` random tokens), where
+  padding costs nothing: engine beside the least code PyTorch needs for the same
+  step (forward, weighted cross-entropy summed over tokens, backward, AdamW).
+  Target engine/bare >= 0.9.
+- `packed`: variable-length batches of `--batch` conversations from
+  `--conversations` (default: the sample shipped with cookbook; `--mix-long N`
+  mixes N of them with N longer synthetic ones), rendered as `cookbook train sl`
+  renders them. Trained (non-pad) tokens/s of the engine (default packing, and
+  packing=pad for comparison) beside the same model on the same tokens packed
+  into one row with no pads at all (the limit; target >= 0.9), and beside TRL's
+  SFTTrainer on the same model folder, tokens, batch size and LoRA rank, with
+  its defaults and with its packing (target: engine ahead of both). LoRA adapts
+  attention and MLP layers in every arm (TRL refuses an adapter on lm_head).
+  TRL runs in a subprocess of `--trl-python` (an interpreter that has trl;
+  default: this one if it has trl); without one the column is skipped with a note.
+- `sampling`: RL-style sampling of `--groups` prompts x `--samples` samples:
+  sampled tokens/s with the groups' requests made concurrently (asyncio.gather)
+  beside one request at a time, and whether both give the same tokens. Target
+  >= 2x at 8 groups.
+
+Rounds alternate between the arms compared, so a machine whose load drifts
+treats them alike; rates are medians over rounds, by wall clock and per CPU
+second of this process (steadier on a shared machine). The random model is
+saved to a folder first, so the engine and TRL load the same weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("COOKBOOK_LOAD_PLUGINS", "")
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the engine's recipes run (memory.prefer_huge_pages)
 
-def make_data(vocab: int, batch: int, seq: int, seed: int) -> tuple[Any, Any, list[Any]]:
+
+# -- timing -----------------------------------------------------------------------------
+
+
+def sync(device: Any) -> None:
+    import torch
+
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def alternate(arms: dict[str, Callable[[int], int]], rounds: int, device: Any) -> dict[str, tuple[float, float]]:
+    """Median (tokens/s wall, tokens per CPU-second) of each arm; `arm(round)`
+    does one round's work and returns the tokens it processed."""
+    wall: dict[str, list[float]] = {k: [] for k in arms}
+    cpu: dict[str, list[float]] = {k: [] for k in arms}
+    for r in range(rounds):
+        for name, arm in arms.items():
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            tokens = arm(r)
+            sync(device)
+            wall[name].append(tokens / (time.perf_counter() - t0))
+            cpu[name].append(tokens / max(time.process_time() - c0, 1e-9))
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in arms}
+
+
+def show(name: str, rate: tuple[float, float], unit: str = "tokens/s") -> None:
+    print(f"  {name:<34} {rate[0]:10.1f} {unit}  ({rate[1]:.1f} per CPU-second)")
+
+
+def ratio(label: str, a: tuple[float, float], b: tuple[float, float], target: str) -> None:
+    print(f"  ratio {label}: {a[0] / b[0]:.3f} wall-clock, {a[1] / b[1]:.3f} CPU time ({target})")
+
+
+# -- models -----------------------------------------------------------------------------
+
+
+def save_random_model(base_model: str, folder: Path) -> None:
+    """The seeded random model as a Hugging Face folder (weights, tokenizer)."""
+    from cookbook_cli.engines.local.models import build_random_model
+
+    model, tok = build_random_model(base_model)
+    model.save_pretrained(str(folder))
+    tok.hf.save(str(folder / "tokenizer.json"))
+    eos = tok.hf.id_to_token(tok.eos_token_id) if tok.eos_token_id is not None else None
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos, "pad_token": eos}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+def bare_model(folder: str, rank: int, precision: Any, train_unembed: bool = True) -> tuple[Any, Any]:
+    """The engine's model and optimizer, driven directly: (model, AdamW)."""
+    import torch
+
+    from cookbook_cli.engines.local.lora import apply_lora
+    from cookbook_cli.engines.local.models import load_base_model
+
+    model = load_base_model(folder, precision.base_weight_dtype(rank == 0)).model
+    model.requires_grad_(rank == 0)
+    if rank:
+        model = apply_lora(model, rank, 0, True, True, train_unembed)
+    model = model.to(precision.device).eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = True if precision.device.type == "cuda" else None
+    return model, torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-12, weight_decay=0.0, fused=fused)
+
+
+def bare_step(model: Any, opt: Any, precision: Any, batch: dict[str, Any]) -> float:
+    import torch.nn.functional as F
+
+    with precision.autocast(model):
+        # use_cache=False: with a cache transformers would not see the packed
+        # sequences in the position ids, and would let them attend to each other.
+        logits = model(input_ids=batch["input_ids"], position_ids=batch.get("position_ids"), use_cache=False).logits
+    B, T, V = logits.shape
+    logprobs = -F.cross_entropy(logits.float().reshape(B * T, V), batch["targets"].reshape(B * T), reduction="none")
+    loss = -(logprobs.view(B, T) * batch["weights"]).sum()
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def engine_step(client: Any, data: list[Any]) -> float:
+    from tinker import types
+
+    fb = client.forward_backward(data, "cross_entropy")
+    opt = client.optim_step(types.AdamParams(learning_rate=1e-4))
+    loss = fb.result().metrics["loss:sum"]
+    opt.result()
+    return loss
+
+
+# -- case: equal-length batches ---------------------------------------------------------------
+
+
+def case_equal(args: argparse.Namespace, folder: str, service: Any) -> None:
     import numpy as np
     import torch
     from tinker import types
 
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, vocab, size=(batch, seq + 1))
-    weights = np.ones((batch, seq), dtype=np.float32)
-    weights[:, : seq // 4] = 0.0  # a prompt that is not trained on, as in SFT
+    client = service.create_lora_training_client(folder, rank=args.rank)
+    vocab = client.get_tokenizer().vocab_size
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, vocab, size=(args.batch, args.seq + 1))
+    weights = np.ones((args.batch, args.seq), dtype=np.float32)
+    weights[:, : args.seq // 4] = 0.0  # a prompt that is not trained on, as in SFT
     data = [
         types.Datum(
             model_input=types.ModelInput.from_ints(tokens[b, :-1].tolist()),
             loss_fn_inputs={"target_tokens": tokens[b, 1:], "weights": weights[b]},
         )
-        for b in range(batch)
+        for b in range(args.batch)
     ]
-    return torch.from_numpy(tokens), torch.from_numpy(weights), data
+    dev = service.precision.device
+    t = torch.from_numpy(tokens).to(dev)
+    batch = {"input_ids": t[:, :-1], "targets": t[:, 1:], "weights": torch.from_numpy(weights).to(dev)}
+    model, opt = bare_model(folder, args.rank, service.precision)
+    # Same start, same step: the first losses agree (both do the same work).
+    print(f"  first-step loss: engine {engine_step(client, data):.4f}  bare {bare_step(model, opt, service.precision, batch):.4f}")
+    n = args.batch * args.seq
+
+    def engine(_: int) -> int:
+        for _ in range(args.steps):
+            engine_step(client, data)
+        return n * args.steps
+
+    def bare(_: int) -> int:
+        for _ in range(args.steps):
+            bare_step(model, opt, service.precision, batch)
+        return n * args.steps
+
+    rates = alternate({"engine": engine, "bare": bare}, args.rounds, dev)
+    print(f"  batch {args.batch} x {args.seq} tokens, {args.rounds} rounds of {args.steps} steps")
+    show("local engine", rates["engine"])
+    show("bare PyTorch", rates["bare"])
+    ratio("engine/bare", rates["engine"], rates["bare"], "target >= 0.9")
 
 
-class BareLoop:
-    """The same model and optimizer, driven directly."""
-
-    def __init__(self, base_model: str, rank: int, precision: Any, tokens: Any, weights: Any) -> None:
-        import torch
-
-        from cookbook_cli.engines.local.lora import apply_lora
-        from cookbook_cli.engines.local.models import build_random_model
-
-        model, _ = build_random_model(base_model)
-        model = model.to(precision.base_weight_dtype(rank == 0))
-        model.requires_grad_(rank == 0)
-        if rank:
-            model = apply_lora(model, rank, 0, True, True, True)
-        self.model = model.to(precision.device).eval()
-        self.precision = precision
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        fused = True if precision.device.type == "cuda" else None
-        self.opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-12, weight_decay=0.0, fused=fused)
-        self.inputs = tokens[:, :-1].to(precision.device)
-        self.targets = tokens[:, 1:].to(precision.device)
-        self.weights = weights.to(precision.device)
-
-    def step(self) -> float:
-        import torch.nn.functional as F
-
-        with self.precision.autocast(self.model):
-            logits = self.model(input_ids=self.inputs).logits
-        B, T, V = logits.shape
-        logprobs = -F.cross_entropy(logits.float().reshape(B * T, V), self.targets.reshape(B * T), reduction="none")
-        loss = -(logprobs.view(B, T) * self.weights).sum()
-        loss.backward()
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        return float(loss.detach())
+# -- case: variable-length batches ------------------------------------------------------------
 
 
-def sync(precision: Any) -> None:
+def conversations(args: argparse.Namespace, tokenizer: Any) -> tuple[list[Any], str]:
+    """The conversation file's conversations; with --mix-long N, N of them and N
+    longer synthetic ones (datum_throughput's generator), shuffled together."""
+    import random
+
+    from cookbook_cli.conversations import load_conversations
+    from cookbook_cli.data.builders import sample_conversations_path
+
+    convs = load_conversations(args.conversations or sample_conversations_path())
+    name = args.conversations or "the shipped sample"
+    if not args.mix_long:
+        return convs, name
+    from datum_throughput import synthetic_conversations  # benchmarks/ is this script's folder
+
+    mixed = convs[: args.mix_long] + synthetic_conversations(tokenizer, args.mix_long)
+    random.Random(0).shuffle(mixed)
+    return mixed, f"{args.mix_long} of {name} mixed with {args.mix_long} longer synthetic conversations"
+
+
+def conversation_batches(args: argparse.Namespace, tokenizer: Any) -> tuple[list[list[Any]], str]:
+    from cookbook_cli.data.supervised import ConversationDataset
+    from cookbook_cli.renderers import get_renderer
+
+    convs, name = conversations(args, tokenizer)
+    ds = ConversationDataset(convs, get_renderer(args.renderer, tokenizer), args.batch, args.max_length)
+    return [ds.get_batch(i) for i in range(len(ds))], name
+
+
+def packed_row(data: list[Any], device: Any) -> dict[str, Any]:
+    """The batch as one row, sequences end to end, positions restarting at each."""
+    import numpy as np
     import torch
 
-    if precision.device.type == "cuda":
-        torch.cuda.synchronize()
+    ids = np.concatenate([d.model_input.to_ints() for d in data])
+    pos = np.concatenate([np.arange(d.model_input.length) for d in data])
+    tgt = np.concatenate([d.loss_fn_inputs["target_tokens"].to_numpy() for d in data])
+    w = np.concatenate([d.loss_fn_inputs["weights"].to_numpy() for d in data])
+    row = {"input_ids": ids, "position_ids": pos, "targets": tgt, "weights": w.astype(np.float32)}
+    return {k: torch.from_numpy(np.asarray(v))[None].to(device) for k, v in row.items()}
+
+
+def case_packed(args: argparse.Namespace, folder: str, service: Any) -> None:
+    from cookbook_cli.engines.local.service import LocalServiceClient
+
+    # LoRA on attention and MLP layers only, in every arm: TRL refuses an adapter on lm_head.
+    client = service.create_lora_training_client(folder, rank=args.rank, train_unembed=False)
+    padded_service = LocalServiceClient(device=args.device, dtype=args.dtype, packing="pad")
+    padded = padded_service.create_lora_training_client(folder, rank=args.rank, train_unembed=False)
+    batches, name = conversation_batches(args, client.get_tokenizer())
+    need = 1 + args.rounds * args.steps
+    if len(batches) < need:
+        batches = (batches * (need // len(batches) + 1))[:need]
+    lengths = [[d.model_input.length for d in b] for b in batches]
+    real = [sum(ls) for ls in lengths]
+    fill = [sum(ls) / (len(ls) * max(ls)) for ls in lengths]
+    dev = service.precision.device
+    rows = [packed_row(b, dev) for b in batches]
+    model, opt = bare_model(folder, args.rank, service.precision, train_unembed=False)
+    first = (engine_step(client, batches[0]), engine_step(padded, batches[0]), bare_step(model, opt, service.precision, rows[0]))
+    print(f"  first-step loss: engine {first[0]:.4f}  engine (padded) {first[1]:.4f}  packed bare {first[2]:.4f}")
+
+    def steps(run: Callable[[int], Any]) -> Callable[[int], int]:
+        def arm(r: int) -> int:
+            todo = range(1 + r * args.steps, 1 + (r + 1) * args.steps)
+            for i in todo:
+                run(i)
+            return sum(real[i] for i in todo)
+
+        return arm
+
+    rates = alternate(
+        {
+            "engine": steps(lambda i: engine_step(client, batches[i])),
+            "padded": steps(lambda i: engine_step(padded, batches[i])),
+            "limit": steps(lambda i: bare_step(model, opt, service.precision, rows[i])),
+        },
+        args.rounds,
+        dev,
+    )
+    timed = batches[1:need]
+    print(
+        f"  {name}: {len(timed)} batches of {args.batch}, "
+        f"{statistics.mean(real[1:need]):.0f} real tokens per batch, real/padded positions "
+        f"{statistics.mean(fill[1:need]):.0%} (min {min(fill[1:need]):.0%})"
+    )
+    show(f"local engine (packing={service.packing})", rates["engine"])
+    show("local engine (packing=pad)", rates["padded"])
+    show("limit: one packed row, no pads", rates["limit"])
+    ratio("engine/limit", rates["engine"], rates["limit"], "target >= 0.9")
+    ratio("engine/padded engine", rates["engine"], rates["padded"], "what packing buys")
+    padded_service.close()
+    trl = trl_columns(args, folder, timed)
+    for label, rate in trl.items():
+        show(label, rate)
+        ratio(f"engine/{label}", rates["engine"], rate, "target > 1")
+
+
+# -- TRL, in its own interpreter ----------------------------------------------------------------
+
+
+def find_trl_python(args: argparse.Namespace) -> str | None:
+    import importlib.util
+
+    if args.trl_python:
+        return args.trl_python
+    return sys.executable if importlib.util.find_spec("trl") is not None else None
+
+
+def trl_columns(args: argparse.Namespace, folder: str, batches: list[list[Any]]) -> dict[str, tuple[float, float]]:
+    """TRL's SFTTrainer on the same folder and tokens: its defaults, and its packing."""
+    import torch
+
+    from cookbook_cli.engines.local.lora import target_modules
+    from cookbook_cli.engines.local.models import load_base_model
+
+    python = find_trl_python(args)
+    if python is None:
+        print("  TRL: skipped, trl is not installed here (pip install trl into a venv and pass --trl-python)")
+        return {}
+    # Full sequences (TRL shifts them itself) and the engine's trained positions.
+    seqs, masks = [], []
+    for batch in batches:
+        for d in batch:
+            tokens = d.model_input.to_ints()
+            targets = d.loss_fn_inputs["target_tokens"].to_numpy().tolist()
+            seqs.append(tokens + targets[-1:])
+            masks.append([0] + [1 if w > 0 else 0 for w in d.loss_fn_inputs["weights"].to_numpy().tolist()])
+    model = load_base_model(folder, torch.float32).model
+    spec = {
+        "folder": folder,
+        "sequences": seqs,
+        "completion_mask": masks,
+        "batch": args.batch,
+        "rank": args.rank,
+        "alpha": 32,
+        "targets": target_modules(model, True, True, False) if args.rank else [],
+        "steps": len(batches),
+        "device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        "threads": args.threads,
+        "max_length": max(len(s) for s in seqs),
+    }
+    out: dict[str, tuple[float, float]] = {}
+    for label, packing in (("TRL SFTTrainer (defaults)", False), ("TRL SFTTrainer (packing)", True)):
+        with tempfile.TemporaryDirectory() as tmp:
+            spec_path = Path(tmp) / "spec.json"
+            spec_path.write_text(json.dumps({**spec, "packing": packing, "output_dir": tmp}), encoding="utf-8")
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)} if args.threads else dict(os.environ)
+            proc = subprocess.run([python, __file__, "--trl-worker", str(spec_path)], capture_output=True, text=True, env=env)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"  {label}: failed ({tail})")
+            continue
+        result = json.loads(lines[-1])
+        out[label] = (result["tokens_per_s"], result["tokens_per_cpu_s"])
+        print(f"  {label}: {result['note']}")
+    return out
+
+
+def trl_worker(spec_path: str) -> None:
+    """Runs under the TRL interpreter: train, time steps 2.., print one JSON line."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PreTrainedTokenizerFast, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(spec["folder"])
+    data = Dataset.from_dict({"input_ids": spec["sequences"], "completion_mask": spec["completion_mask"]})
+    on_cpu = spec["device"] == "cpu"
+    config = SFTConfig(
+        output_dir=spec["output_dir"],
+        per_device_train_batch_size=spec["batch"],
+        max_steps=1 + spec["steps"],
+        learning_rate=1e-4,
+        lr_scheduler_type="constant",
+        use_cpu=on_cpu,
+        bf16=not on_cpu,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        train_sampling_strategy="sequential",  # the engine's batches, in its order
+        packing=spec["packing"],
+        # Packed rows as long as the longest sequence: a packed step holds as
+        # many tokens as a padded batch (TRL's default, 1024, would hold ~30x more here).
+        **({"max_length": spec["max_length"]} if spec["packing"] else {}),
+    )
+    peft_config = (
+        LoraConfig(r=spec["rank"], lora_alpha=spec["alpha"], lora_dropout=0.0, target_modules=spec["targets"]) if spec["rank"] else None
+    )
+    marks: list[tuple[float, float, int]] = []
+    tokens_seen = [0]
+
+    class Timer(TrainerCallback):
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            marks.append((time.perf_counter(), time.process_time(), tokens_seen[0]))
+
+    class CountingTrainer(SFTTrainer):
+        def training_step(self, model: Any, inputs: dict[str, Any], *rest: Any, **kw: Any) -> Any:
+            mask = inputs.get("attention_mask")
+            tokens_seen[0] += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+            return super().training_step(model, inputs, *rest, **kw)
+
+    trainer = CountingTrainer(
+        model=spec["folder"], args=config, train_dataset=data, processing_class=tokenizer, peft_config=peft_config, callbacks=[Timer()]
+    )
+    trainer.train()
+    (t0, c0, n0), (t1, c1, n1) = marks[0], marks[-1]
+    note = (
+        f"{len(marks) - 1} timed steps, {(n1 - n0) / (len(marks) - 1):.0f} tokens per step, packing={config.packing}, "
+        f"padding_free={config.padding_free}, gradient_checkpointing={config.gradient_checkpointing}, "
+        f"attention {trainer.model.config._attn_implementation}"
+    )
+    print(json.dumps({"tokens_per_s": (n1 - n0) / (t1 - t0), "tokens_per_cpu_s": (n1 - n0) / (c1 - c0), "note": note}))
+
+
+# -- case: sampling ---------------------------------------------------------------------------------
+
+
+def case_sampling(args: argparse.Namespace, folder: str, service: Any) -> None:
+    import asyncio
+
+    from tinker import types
+
+    from cookbook_cli.renderers import get_renderer
+
+    sc = service.create_sampling_client(base_model=folder)
+    renderer = get_renderer(args.renderer, sc.get_tokenizer())
+    convs, _ = conversations(args, sc.get_tokenizer())
+    firsts = [[m for m in c.messages if m["role"] == "user"][:1] for c in convs]
+    prompts = [renderer.build_generation_prompt(m) for m in firsts if m]
+    rounds: list[list[tuple[Any, Any]]] = []
+    for r in range(args.rounds + 1):
+        batch = [prompts[(r * args.groups + g) % len(prompts)] for g in range(args.groups)]
+        params = [types.SamplingParams(max_tokens=args.max_tokens, temperature=1.0, seed=1000 * r + g, stop=[]) for g in range(args.groups)]
+        rounds.append(list(zip(batch, params, strict=True)))
+    results: dict[str, dict[int, list[Any]]] = {"concurrent": {}, "sequential": {}}
+
+    async def concurrent(reqs: list[tuple[Any, Any]]) -> list[Any]:
+        return list(await asyncio.gather(*(sc.sample_async(p, args.samples, q) for p, q in reqs)))
+
+    async def sequential(reqs: list[tuple[Any, Any]]) -> list[Any]:
+        return [await sc.sample_async(p, args.samples, q) for p, q in reqs]
+
+    def arm(name: str, run: Any) -> Callable[[int], int]:
+        def go(r: int) -> int:
+            out = asyncio.run(run(rounds[1 + r]))
+            results[name][r] = out
+            return sum(len(s.tokens) for resp in out for s in resp.sequences)
+
+        return go
+
+    asyncio.run(concurrent(rounds[0]))  # warm-up
+    rates = alternate({"concurrent": arm("concurrent", concurrent), "sequential": arm("sequential", sequential)}, args.rounds, service.precision.device)
+    same = all(
+        [s.tokens for resp in results["concurrent"][r] for s in resp.sequences]
+        == [s.tokens for resp in results["sequential"][r] for s in resp.sequences]
+        for r in range(args.rounds)
+    )
+    biggest = max(sc.batches, default=(0, 0))
+    print(
+        f"  {args.groups} prompts x {args.samples} samples x {args.max_tokens} tokens, {args.rounds} rounds; "
+        f"largest decode batch {biggest[0]} requests / {biggest[1]} rows; same tokens both ways: {'yes' if same else 'NO'}"
+    )
+    show("concurrent requests (one batch)", rates["concurrent"])
+    show("one request at a time", rates["sequential"])
+    ratio("concurrent/one at a time", rates["concurrent"], rates["sequential"], "target >= 2 at 8 groups")
+
+
+# -- main -------------------------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", choices=["all", "equal", "packed", "sampling"], default="all")
     parser.add_argument("--shape", default="small", help="random model shape (tiny, small, medium)")
     parser.add_argument("--tokenizer", default="llama3", help="vocabulary of the random model")
+    parser.add_argument("--renderer", default="llama3", help="renders conversations for the packed and sampling cases")
     parser.add_argument("--rank", type=int, default=32, help="LoRA rank; 0 = full fine-tuning")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seq", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=3, help="steps per round")
+    parser.add_argument("--batch", type=int, default=None, help="sequences per batch (default: 4 equal, 8 packed)")
+    parser.add_argument("--seq", type=int, default=64, help="sequence length of the equal case")
+    parser.add_argument("--conversations", default=None, help="conversation file (default: the shipped sample)")
+    parser.add_argument("--mix-long", type=int, default=0, metavar="N", help="N of the file's conversations mixed with N longer synthetic ones")
+    parser.add_argument("--max-length", type=int, default=None, help="truncate conversations to this many tokens")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--groups", type=int, default=8, help="sampling: concurrent prompts")
+    parser.add_argument("--samples", type=int, default=4, help="sampling: samples per prompt")
+    parser.add_argument("--max-tokens", type=int, default=32, help="sampling: tokens per sample")
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads, here and in the TRL subprocess")
+    parser.add_argument("--trl-python", default=None, help="an interpreter with trl installed (default: this one, if it has trl)")
+    parser.add_argument("--trl-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.trl_worker:
+        trl_worker(args.trl_worker)
+        return
 
     import torch
-    from tinker import types
+    from transformers.utils import logging as hf_logging
 
     from cookbook_cli.engines.local.service import LocalServiceClient
 
+    hf_logging.disable_progress_bar()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     base_model = f"random:{args.shape}:{args.tokenizer}"
     service = LocalServiceClient(device=args.device, dtype=args.dtype)
-    client = service.create_lora_training_client(base_model, rank=args.rank)
-    vocab = client.get_tokenizer().vocab_size
-    tokens, weights, data = make_data(vocab, args.batch, args.seq, seed=0)
-    bare = BareLoop(base_model, args.rank, service.precision, tokens, weights)
-    adam = types.AdamParams(learning_rate=1e-4)
-
-    def engine_step() -> float:
-        fb = client.forward_backward(data, "cross_entropy")
-        opt = client.optim_step(adam)
-        loss = fb.result().metrics["loss:sum"]
-        opt.result()
-        return loss
-
-    # Same start, same step: the first losses agree (a check that both do the same work).
-    first_engine, first_bare = engine_step(), bare.step()
-    print(f"first-step loss: engine {first_engine:.4f}  bare {first_bare:.4f}")
-    engine_step(), bare.step()  # warm-up
-
-    tokens_per_round = args.batch * args.seq * args.steps
-    # Wall-clock rates are what a user sees; rates per CPU-second (all threads of
-    # this process) also hold on a machine that other work keeps busy.
-    wall: dict[str, list[float]] = {"engine": [], "bare": []}
-    cpu: dict[str, list[float]] = {"engine": [], "bare": []}
-    for _ in range(args.rounds):
-        for name, fn in (("engine", engine_step), ("bare", bare.step)):
-            sync(service.precision)
-            t0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(args.steps):
-                fn()
-            sync(service.precision)
-            wall[name].append(tokens_per_round / (time.perf_counter() - t0))
-            cpu[name].append(tokens_per_round / (time.process_time() - c0))
-
-    engine, plain = statistics.median(wall["engine"]), statistics.median(wall["bare"])
-    engine_cpu, plain_cpu = statistics.median(cpu["engine"]), statistics.median(cpu["bare"])
     kind = f"LoRA rank {args.rank}" if args.rank else "full fine-tuning"
-    print(
-        f"model {base_model} ({kind}), {service.precision.describe()}, batch {args.batch} x {args.seq} tokens, "
-        f"{args.rounds} rounds of {args.steps} steps, torch threads {torch.get_num_threads()}"
-    )
-    print(f"local engine: {engine:10.1f} tokens/s  ({engine_cpu:.1f} tokens per CPU-second)")
-    print(f"bare PyTorch: {plain:10.1f} tokens/s  ({plain_cpu:.1f} tokens per CPU-second)")
-    print(f"ratio engine/bare: {engine / plain:.3f} wall-clock, {engine_cpu / plain_cpu:.3f} CPU time (target >= 0.9)")
+    print(f"model {base_model} ({kind}), {service.precision.describe()}, torch threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        save_random_model(base_model, Path(tmp))
+        cases = ["equal", "packed", "sampling"] if args.case == "all" else [args.case]
+        for case in cases:
+            print(f"{case}:")
+            batch = args.batch
+            args.batch = batch or (4 if case == "equal" else 8)
+            {"equal": case_equal, "packed": case_packed, "sampling": case_sampling}[case](args, tmp, service)
+            args.batch = batch
     service.close()
 
 

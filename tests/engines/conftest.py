@@ -53,3 +53,16 @@ def service32(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def h() -> SimpleNamespace:
     """Helpers for tests (the import mode is importlib, so tests cannot import this file)."""
     return SimpleNamespace(MODEL=MODEL, datum=datum, random_tokens=random_tokens)
+
+
+@pytest.fixture(scope="session")
+def small_vocab_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`random:tiny:<a 512-word tokenizer>` ("w0" ... "w511", decoded with spaces):
+    for checks that do not depend on the vocabulary's size, whose run time does."""
+    import tokenizers
+
+    folder = tmp_path_factory.mktemp("vocab512")
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({f"w{i}": i for i in range(512)}, unk_token="w0"))
+    tok.decoder = tokenizers.decoders.WordPiece(prefix="##")  # joins words with spaces
+    tok.save(str(folder / "tokenizer.json"))
+    return f"random:tiny:{folder}"

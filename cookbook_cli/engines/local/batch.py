@@ -1,9 +1,13 @@
-"""Datums to padded tensors, and the model's logprobs of their target tokens.
+"""Datums to packed micro-batches, and the model's logprobs of their target tokens.
 
-Sequences are right-padded. Attention is causal, so a real position never
-attends to a pad after it and no attention mask is needed: the padded batch
-gives every datum exactly the logits it would get alone. `mask` marks the real
-positions; losses multiply by it so pads contribute nothing.
+`examples` checks each Datum and keeps its arrays; `packing.plan_batch` lays
+the sequences out; `MicroBatchTensors.build` makes one micro-batch's tensors.
+A row may hold several sequences: each gets position ids counting from 0, from
+which transformers builds a block-diagonal causal mask (or, with flash
+attention, variable-length kernels), so every sequence gets the logits it would
+get alone. Slots after a row's last sequence are padding: they carry on its
+positions, which a causal mask keeps out of every real token's view, and
+`mask` zeroes them in every loss.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cookbook_cli.engines.local.packing import CostModel, MicroBatch, plan_batch
 from cookbook_cli.errors import CookbookError
 
 if TYPE_CHECKING:
@@ -22,17 +27,14 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Batch:
-    input_ids: torch.Tensor  # (B, T) long
-    targets: torch.Tensor  # (B, T) or (B, T, K) long
-    mask: torch.Tensor  # same shape as targets, float
-    inputs: dict[str, torch.Tensor]  # loss inputs padded like targets, float
-    lengths: list[int]
-    target_shapes: list[tuple[int, ...]]
+class Example:
+    tokens: np.ndarray  # (n,) int64
+    targets: np.ndarray  # (n,) or (n, k) int64
+    inputs: dict[str, np.ndarray]  # float loss inputs shaped like targets
 
     @property
-    def num_tokens(self) -> int:
-        return int(sum(self.lengths))
+    def length(self) -> int:
+        return int(self.tokens.shape[0])
 
 
 def _tokens(datum: types.Datum, i: int) -> list[int]:
@@ -46,23 +48,13 @@ def _array(datum: types.Datum, key: str) -> np.ndarray:
     return np.asarray(datum.loss_fn_inputs[key].to_numpy())
 
 
-def make_batch(
-    data: Sequence[types.Datum],
-    keys: Sequence[str],
-    required: Sequence[str],
-    vocab_size: int,
-    device: torch.device,
-    float_dtype: torch.dtype,
-) -> Batch:
-    """Pad `data` into one batch; `keys` are the float loss inputs to carry along."""
-    import torch
-
+def examples(data: Sequence[types.Datum], keys: Sequence[str], required: Sequence[str], vocab_size: int) -> list[Example]:
+    """Checked arrays of each datum; `keys` are the float loss inputs to carry along."""
     if not data:
         raise CookbookError("no data: forward/forward_backward need at least one Datum")
-    seqs: list[list[int]] = []
-    targets: list[np.ndarray] = []
-    extras: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    out: list[Example] = []
     width: int | None = None
+    present: dict[str, int] = {k: 0 for k in keys}
     for i, datum in enumerate(data):
         tokens = _tokens(datum, i)
         if not tokens:
@@ -83,6 +75,7 @@ def make_batch(
             raise CookbookError(f"datum {i}: target_tokens outside the vocabulary [0, {vocab_size})")
         if max(tokens) >= vocab_size or min(tokens) < 0:
             raise CookbookError(f"datum {i}: model_input tokens outside the vocabulary [0, {vocab_size})")
+        inputs: dict[str, np.ndarray] = {}
         for k in keys:
             if k not in datum.loss_fn_inputs:
                 if k in required:
@@ -91,55 +84,113 @@ def make_batch(
             arr = _array(datum, k)
             if arr.shape != tgt.shape:
                 raise CookbookError(f"datum {i}: {k} has shape {list(arr.shape)} but target_tokens has {list(tgt.shape)}")
-            extras[k].append(arr)
-        seqs.append(tokens)
-        targets.append(tgt)
-
-    lengths = [len(s) for s in seqs]
-    B, T = len(seqs), max(lengths)
-    tail = (width,) if width else ()
-    ids = np.zeros((B, T), dtype=np.int64)
-    tgt_pad = np.zeros((B, T, *tail), dtype=np.int64)
-    mask = np.zeros((B, T, *tail), dtype=np.float64)
-    for b, (s, t) in enumerate(zip(seqs, targets, strict=True)):
-        ids[b, : len(s)] = s
-        tgt_pad[b, : len(s)] = t
-        mask[b, : len(s)] = 1.0
-    inputs: dict[str, torch.Tensor] = {}
-    for k, arrs in extras.items():
-        if not arrs:
-            continue
-        if len(arrs) != B:  # optional key present on some data only: a default would be ambiguous
+            inputs[k] = arr
+            present[k] += 1
+        out.append(Example(np.asarray(tokens, dtype=np.int64), tgt, inputs))
+    for k, n in present.items():
+        if 0 < n < len(out):  # optional key present on some data only: a default would be ambiguous
             raise CookbookError(f"loss_fn_inputs[{k!r}] is on some data but not all; give it on every datum or none")
-        pad = np.zeros((B, T, *tail), dtype=np.float64)
-        for b, a in enumerate(arrs):
-            pad[b, : a.shape[0]] = a
-        inputs[k] = torch.from_numpy(pad).to(device=device, dtype=float_dtype)
-    return Batch(
-        input_ids=torch.from_numpy(ids).to(device),
-        targets=torch.from_numpy(tgt_pad).to(device),
-        mask=torch.from_numpy(mask).to(device=device, dtype=float_dtype),
-        inputs=inputs,
-        lengths=lengths,
-        target_shapes=[tuple(t.shape) for t in targets],
-    )
+    return out
 
 
-def target_logprobs(model: Any, batch: Batch, float_dtype: torch.dtype) -> torch.Tensor:
-    """Logprob of each target token, shaped like `batch.targets`; differentiable
+def cost_model(model: Any) -> CostModel:
+    """Relative cost of a slot and of an attention score for `model` (see packing)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    embed = model.get_input_embeddings()
+    unembed = model.get_output_embeddings()
+    params = sum(p.numel() for p in model.parameters())
+    per_slot = float(params - embed.weight.numel())
+    if unembed is not None and unembed.weight is embed.weight:
+        per_slot += unembed.weight.numel()  # tied: the output projection still runs per slot
+    layers = getattr(config, "num_hidden_layers", 0) or 0
+    heads = getattr(config, "num_attention_heads", 0) or 0
+    head_dim = getattr(config, "head_dim", None) or ((getattr(config, "hidden_size", 0) or 0) // max(heads, 1))
+    per_score = 2.0 * layers * heads * head_dim  # q.k and the weighted sum of v
+    impl = str(getattr(config, "_attn_implementation", "") or "")
+    return CostModel(per_slot=per_slot, per_score=per_score, varlen="flash" in impl)
+
+
+def plan(model: Any, batch: Sequence[Example], mode: str, max_tokens: int) -> list[MicroBatch]:
+    max_row = getattr(model.config, "max_position_embeddings", None)
+    return plan_batch([e.length for e in batch], mode, max_tokens, cost_model(model), max_row)
+
+
+@dataclass
+class MicroBatchTensors:
+    layout: MicroBatch
+    input_ids: torch.Tensor  # (R, W) long
+    position_ids: torch.Tensor  # (R, W) long
+    targets: torch.Tensor  # (R, W) or (R, W, K) long
+    mask: torch.Tensor  # same shape as targets, float: 1 at real positions
+    inputs: dict[str, torch.Tensor]  # loss inputs laid out like targets, float
+
+    @classmethod
+    def build(
+        cls,
+        layout: MicroBatch,
+        batch: Sequence[Example],
+        keys: Sequence[str],
+        device: torch.device,
+        float_dtype: torch.dtype,
+    ) -> MicroBatchTensors:
+        import torch
+
+        R, W = layout.rows, layout.width
+        tail = batch[layout.placements[0].index].targets.shape[1:]
+        ids = np.zeros((R, W), dtype=np.int64)
+        pos = np.tile(np.arange(W, dtype=np.int64), (R, 1))
+        tgt = np.zeros((R, W, *tail), dtype=np.int64)
+        mask = np.zeros((R, W, *tail), dtype=np.float64)
+        extras = {k: np.zeros((R, W, *tail), dtype=np.float64) for k in keys if k in batch[layout.placements[0].index].inputs}
+        for p in sorted(layout.placements, key=lambda p: (p.row, p.start)):
+            e = batch[p.index]
+            s = slice(p.start, p.start + p.length)
+            ids[p.row, s] = e.tokens
+            tgt[p.row, s] = e.targets
+            mask[p.row, s] = 1.0
+            for k, arr in extras.items():
+                arr[p.row, s] = e.inputs[k]
+            # Positions count from 0 in each sequence; the padding after a row's
+            # last sequence (written last) carries on its positions.
+            pos[p.row, p.start :] = np.arange(W - p.start)
+        return cls(
+            layout=layout,
+            input_ids=torch.from_numpy(ids).to(device),
+            position_ids=torch.from_numpy(pos).to(device),
+            targets=torch.from_numpy(tgt).to(device),
+            mask=torch.from_numpy(mask).to(device=device, dtype=float_dtype),
+            inputs={k: torch.from_numpy(v).to(device=device, dtype=float_dtype) for k, v in extras.items()},
+        )
+
+    def scatter(self, values: torch.Tensor, out: list[Any]) -> None:
+        """Write each sequence's slice of a (R, W, ...) tensor into `out[index]`."""
+        for p in self.layout.placements:
+            out[p.index] = values[p.row, p.start : p.start + p.length]
+
+    def gather(self, per_example: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """The inverse of `scatter`: per-sequence tensors laid out as a (R, W, ...) tensor."""
+        import torch
+
+        grid = torch.zeros_like(like)
+        for p in self.layout.placements:
+            grid[p.row, p.start : p.start + p.length] = per_example[p.index].to(grid.device, grid.dtype)
+        return grid
+
+
+def target_logprobs(model: Any, mb: MicroBatchTensors, float_dtype: torch.dtype) -> torch.Tensor:
+    """Logprob of each target token, shaped like `mb.targets`; differentiable
     when grad is enabled. Computed from upcast logits (never in bf16)."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=batch.input_ids, use_cache=False).logits
+    logits = model(input_ids=mb.input_ids, position_ids=mb.position_ids, use_cache=False).logits
     logits = logits.to(float_dtype)
-    B, T, V = logits.shape
-    if batch.targets.dim() == 2:
-        # Fused log-softmax + gather: no second (B, T, V) tensor.
-        return -F.cross_entropy(logits.reshape(B * T, V), batch.targets.reshape(B * T), reduction="none").view(B, T)
-    return logits.log_softmax(-1).gather(-1, batch.targets)
+    R, W, V = logits.shape
+    if mb.targets.dim() == 2:
+        # Fused log-softmax + gather: no second (R, W, V) tensor.
+        return -F.cross_entropy(logits.reshape(R * W, V), mb.targets.reshape(R * W), reduction="none").view(R, W)
+    return logits.log_softmax(-1).gather(-1, mb.targets)
 
 
-def split(values: torch.Tensor, batch: Batch) -> list[np.ndarray]:
-    """Per-datum float32 arrays (pads dropped) from a padded (B, T, ...) tensor."""
-    host = values.detach().float().cpu().numpy()
-    return [host[b, :n].reshape(shape) for b, (n, shape) in enumerate(zip(batch.lengths, batch.target_shapes, strict=True))]
+def to_host(values: Sequence[torch.Tensor], batch: Sequence[Example]) -> list[np.ndarray]:
+    """Per-datum float32 arrays shaped like each datum's targets."""
+    return [v.detach().float().cpu().numpy().reshape(e.targets.shape) for v, e in zip(values, batch, strict=True)]

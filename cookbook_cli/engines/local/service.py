@@ -10,6 +10,7 @@ recipes keep their event loop free while the model computes.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 import warnings
@@ -24,6 +25,21 @@ from cookbook_cli.engines.local.precision import Precision
 from cookbook_cli.errors import CookbookError
 
 T = TypeVar("T")
+DEFAULT_SAMPLING_ROWS = 64
+LOGITS_BUDGET = 2 << 30  # bytes of float32 logits one training micro-batch may hold
+
+
+def _positive(name: str, value: int | str | None) -> int | None:
+    """A whole number >= 1 (engine options from the command line arrive as strings)."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or number < 1 or (isinstance(value, float) and value != number):
+        raise CookbookError(f"engine option {name} must be a whole number >= 1, got {value!r}")
+    return number
 
 
 def default_checkpoint_dir() -> Path:
@@ -40,6 +56,14 @@ class LocalServiceClient:
         checkpoint_dir: where save_state / save_weights_for_sampler write (pass the
             run's log directory); default a fresh folder under ~/.cache/cookbook/local.
         cache_dir: Hugging Face cache to load repo ids from (default: HF's own).
+        packing: how training batches are laid out (see `packing`): auto (default),
+            flat, rows, or pad (one right-padded row per sequence).
+        max_tokens_per_microbatch: token slots in one forward pass; a larger batch
+            is run in micro-batches whose gradients accumulate. Default: as many as
+            keep one micro-batch's float32 logits within 2 GiB (4096 tokens with a
+            128K vocabulary). A sequence longer than this runs alone.
+        max_sampling_rows: sequences decoded together when concurrent sample
+            requests are batched (default 64); more wait for the next batch.
     """
 
     engine = "local"
@@ -50,16 +74,45 @@ class LocalServiceClient:
         dtype: str | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        packing: str = "auto",
+        max_tokens_per_microbatch: int | str | None = None,
+        max_sampling_rows: int | str = DEFAULT_SAMPLING_ROWS,
     ) -> None:
+        from cookbook_cli.engines.local.packing import check_mode
+
+        self.packing = check_mode(packing)
+        self.max_tokens_per_microbatch = _positive("max_tokens_per_microbatch", max_tokens_per_microbatch)
+        self.max_sampling_rows = _positive("max_sampling_rows", max_sampling_rows)
         self.precision = Precision.choose(device, dtype)
         self.checkpoint_dir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else default_checkpoint_dir()
         self.cache_dir = str(cache_dir) if cache_dir is not None else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cookbook-local")
+        self._queued = 0  # jobs submitted and not yet started
+        self._queued_lock = threading.Lock()
+
+    def max_tokens_for(self, vocab_size: int) -> int:
+        """The micro-batch bound for a model of `vocab_size` (see the class doc)."""
+        if self.max_tokens_per_microbatch is not None:
+            return self.max_tokens_per_microbatch
+        return max(512, min(32768, (LOGITS_BUDGET // (4 * vocab_size)) // 256 * 256))
 
     # -- worker ------------------------------------------------------------------
     def submit(self, fn: Callable[..., T], *args: Any) -> LocalFuture[T]:
         """Queue `fn(*args)` on the worker thread."""
-        return LocalFuture(self._executor.submit(fn, *args))
+        with self._queued_lock:
+            self._queued += 1
+
+        def job() -> T:
+            with self._queued_lock:
+                self._queued -= 1
+            return fn(*args)
+
+        return LocalFuture(self._executor.submit(job))
+
+    def queued(self) -> int:
+        """Jobs waiting for the worker (not counting the one it runs)."""
+        with self._queued_lock:
+            return self._queued
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.engines.futures import LocalFuture
 from cookbook_cli.engines.local import checkpoints
-from cookbook_cli.engines.local.batch import make_batch, split, target_logprobs
+from cookbook_cli.engines.local import passes
+from cookbook_cli.engines.local.batch import Example, examples, plan, to_host
 from cookbook_cli.engines.losses import BuiltinLoss, get_builtin_loss
 from cookbook_cli.errors import CookbookError
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from tinker import types
 
     from cookbook_cli.engines.local.models import LoadedModel
+    from cookbook_cli.engines.local.packing import MicroBatch
     from cookbook_cli.engines.local.sampling import LocalSamplingClient
     from cookbook_cli.engines.local.service import LocalServiceClient
     from cookbook_cli.engines.protocol import CustomLossFn
@@ -135,29 +137,21 @@ class LocalTrainingClient:
         )
 
     # -- forward / backward -------------------------------------------------------
+    def _layout(self, data: Sequence[types.Datum], keys: Sequence[str], required: Sequence[str]) -> tuple[list[Example], list[MicroBatch]]:
+        batch = examples(data, keys, required, self._loaded.vocab_size)
+        svc = self._service
+        return batch, plan(self.model, batch, svc.packing, svc.max_tokens_for(self._loaded.vocab_size))
+
     def _run_builtin(self, data: Sequence[types.Datum], loss: BuiltinLoss, cfg: dict[str, float], backward: bool) -> types.ForwardBackwardOutput:
-        import torch
         from tinker import types
 
-        prec = self._service.precision
-        fdt = prec.float_dtype()
-        batch = make_batch(
-            data, (*loss.required_inputs, *loss.optional_inputs), loss.required_inputs, self._loaded.vocab_size, prec.device, fdt
-        )
-        with torch.set_grad_enabled(backward):
-            with prec.autocast(self.model):
-                lp = target_logprobs(self.model, batch, fdt)
-            elementwise = loss.elementwise(lp, batch.inputs, cfg) * batch.mask
-            total = elementwise.sum()
-            if backward:
-                total.backward()
+        batch, layout = self._layout(data, (*loss.required_inputs, *loss.optional_inputs), loss.required_inputs)
+        lps, els, total = passes.builtin(self.model, self._service.precision, batch, layout, loss, cfg, backward)
         outputs = [
             {"logprobs": _tensor_data(lp_i), "elementwise_loss": _tensor_data(el_i)}
-            for lp_i, el_i in zip(split(lp, batch), split(elementwise, batch), strict=True)
+            for lp_i, el_i in zip(to_host(lps, batch), to_host(els, batch), strict=True)
         ]
-        return types.ForwardBackwardOutput(
-            loss_fn_output_type="ArrayRecord", loss_fn_outputs=outputs, metrics={"loss:sum": float(total.detach())}
-        )
+        return types.ForwardBackwardOutput(loss_fn_output_type="ArrayRecord", loss_fn_outputs=outputs, metrics={"loss:sum": total})
 
     def _builtin(self, loss_fn: str, loss_fn_config: Mapping[str, Any] | None) -> tuple[BuiltinLoss, dict[str, float]]:
         loss = get_builtin_loss(loss_fn)
@@ -186,41 +180,15 @@ class LocalTrainingClient:
         return self.forward_backward(data, loss_fn, loss_fn_config)
 
     def _run_custom(self, data: list[types.Datum], fn: CustomLossFn) -> types.ForwardBackwardOutput:
-        import torch
         from tinker import types
 
-        prec = self._service.precision
-        fdt = prec.float_dtype()
-        batch = make_batch(data, (), (), self._loaded.vocab_size, prec.device, fdt)
-        with torch.enable_grad():
-            with prec.autocast(self.model):
-                lp = target_logprobs(self.model, batch, fdt)
-            # The loss sees CPU leaf tensors, as on Tinker, so one function runs on
-            # every engine; their gradients are then pushed through the model.
-            host = lp.detach().to("cpu")
-            leaves = [
-                host[b, :n].reshape(shape).clone().requires_grad_(True)
-                for b, (n, shape) in enumerate(zip(batch.lengths, batch.target_shapes, strict=True))
-            ]
-            result = fn(data, leaves)
-            if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.Tensor)):
-                name = getattr(fn, "__name__", repr(fn))
-                raise CookbookError(f"custom loss {name} must return (loss tensor, metrics dict), got {type(result).__name__}")
-            loss, metrics = result
-            # A loss that is constant in the logprobs (e.g. a batch whose every
-            # advantage is zero, short-circuited) is a valid step with zero gradient.
-            if loss.requires_grad:
-                loss.sum().backward()
-            grads = torch.zeros_like(lp)
-            for b, (leaf, n) in enumerate(zip(leaves, batch.lengths, strict=True)):
-                if leaf.grad is not None:
-                    grads[b, :n] = leaf.grad.reshape(grads[b, :n].shape).to(grads.device)
-            (lp * grads).sum().backward()
+        batch, layout = self._layout(data, (), ())
+        lps, loss, metrics = passes.custom(self.model, self._service.precision, batch, layout, data, fn)
         out_metrics = {k: float(v) for k, v in dict(metrics or {}).items()}
         out_metrics["loss:sum"] = float(loss.detach().sum())
         return types.ForwardBackwardOutput(
             loss_fn_output_type="ArrayRecord",
-            loss_fn_outputs=[{"logprobs": _tensor_data(a)} for a in split(lp, batch)],
+            loss_fn_outputs=[{"logprobs": _tensor_data(a)} for a in to_host(lps, batch)],
             metrics=out_metrics,
         )
 
