@@ -98,3 +98,50 @@ def test_forward_kl_on_the_top_k_support():
     assert m["soft_ce"] == pytest.approx(math.log(4))
     assert m["teacher_entropy"] == pytest.approx(math.log(2))
     assert m["teacher_kl"] == pytest.approx(math.log(2))
+
+
+# -- the teacher's top-K, cached with the run ---------------------------------------------------
+
+
+class FakeTeacher:
+    """Answers top-K prompt logprobs as tinker's SampleResponse does; counts calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    async def sample_async(self, prompt, num_samples, params, include_prompt_logprobs=False, topk_prompt_logprobs=0):
+        from tinker.types import SampleResponse
+
+        self.calls += 1
+        n = prompt.length
+        rows = [None] + [[(t, math.log(0.6)), (t + 1, math.log(0.2))][:topk_prompt_logprobs] for t in prompt.to_ints()[1:]]
+        return SampleResponse(sequences=[], _topk_prompt_logprobs_list=rows, _prompt_logprobs_list=[None] * n)
+
+
+def test_topk_datums_are_cached_per_sequence(tmp_path):
+    import asyncio
+
+    from tinker.types import Datum, ModelInput, TensorData
+
+    from cookbook_cli.distill.topk import TopKCache
+
+    datum = Datum(
+        model_input=ModelInput.from_ints([1, 2, 3]),
+        loss_fn_inputs={
+            "target_tokens": TensorData(data=[2, 3, 4], dtype="int64", shape=[3]),
+            "weights": TensorData(data=[0.0, 1.0, 1.0], dtype="float32", shape=[3]),
+        },
+    )
+    teacher = FakeTeacher()
+    cache = TopKCache(tmp_path / "teacher_topk", teacher, "teacher-a", k=2)
+    (d,), (st,) = asyncio.run(cache.datums([datum]))
+    assert d.loss_fn_inputs["target_tokens"].shape == [3, 2]
+    # position 0 is not trained; positions 1, 2 predict tokens 3, 4 with p = 0.75 / 0.25 after renormalising
+    assert d.loss_fn_inputs["target_tokens"].to_numpy().tolist() == [[2, 2], [3, 4], [4, 5]]
+    np.testing.assert_allclose(d.loss_fn_inputs["weights"].to_numpy(), [[0, 0], [0.75, 0.25], [0.75, 0.25]], rtol=1e-6)
+    assert len(list((tmp_path / "teacher_topk").rglob("*.npz"))) == 1
+    again = TopKCache(tmp_path / "teacher_topk", teacher, "teacher-a", k=2)  # a resumed run
+    asyncio.run(again.datums([datum]))
+    assert teacher.calls == 1 and again.hits == 1
+    asyncio.run(TopKCache(tmp_path / "teacher_topk", teacher, "teacher-b", k=2).datums([datum]))
+    assert teacher.calls == 2  # another teacher is asked again
