@@ -450,7 +450,7 @@ def check_env(
     import asyncio
     import pickle
 
-    from cookbook_cli.rl.completers import SamplingClientCompleter
+    from cookbook_cli.completers import SamplingClientCompleter
     from cookbook_cli.rl.envs import get_env_builder_class
     from cookbook_cli.rl.rollouts import do_group_rollout
     from cookbook_cli.rl.types import EnvContext, EnvGroupBuilder

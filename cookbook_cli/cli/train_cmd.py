@@ -10,7 +10,9 @@ import typer
 from cookbook_cli.cli.groups import command_group
 from typer.core import TyperCommand
 
-app = command_group("Train models: supervised fine-tuning (sl), reinforcement learning (rl) and preference learning (dpo).")
+app = command_group(
+    "Train models: supervised fine-tuning (sl), reinforcement learning (rl), preference learning (dpo) and distillation (distill)."
+)
 
 
 class _ConfigWordsCommand(TyperCommand):
@@ -352,3 +354,131 @@ def dpo(
     _weights_line(result)
     typer.echo(f"Log directory: {result.log_dir.resolve()}")
     typer.echo(f"  curves:     cookbook runs show {result.log_dir}")
+
+
+# -- distill -------------------------------------------------------------------------------
+
+
+class _DistillCommand(_ConfigWordsCommand):
+    config_class_path = "cookbook_cli.recipes.distill:DistillConfig"
+
+
+#: Config words of the first teacher that may be written without `teachers.0.`.
+_FIRST_TEACHER_WORDS = ("env", "prompts", "split", "weight")
+
+
+def _first_teacher_words(words: list[str]) -> list[str]:
+    out = []
+    for w in words:
+        key = w.partition("=")[0]
+        out.append(f"teachers.0.{w}" if key.split(".", 1)[0] in _FIRST_TEACHER_WORDS else w)
+    return out
+
+
+@app.command(
+    "distill",
+    cls=_DistillCommand,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def distill(
+    ctx: typer.Context,
+    teacher: str = typer.Option(
+        ..., "--teacher", "-t",
+        help="The teacher: a model (Hub id, folder, random:...), a runs/... directory of a finished run (e.g. a train sl run), or a tinker:// path.",
+    ),
+    teacher_renderer: str = typer.Option(
+        None, "--teacher-renderer", help="The teacher's chat format when it differs from the student's: completions are re-rendered for it."
+    ),
+    prompts: str = typer.Option(None, "--prompts", "-p", help="A JSONL of conversations ending in a user turn."),
+    dataset: str = typer.Option(
+        None, "--dataset", "-d",
+        help="A supervised dataset (name or .jsonl): on-policy, its conversations without their last assistant turn are the prompts; "
+        "off-policy, its examples are trained. Default: the bundled sample.",
+    ),
+    env: str = typer.Option(None, "--env", help="An RL environment to take prompts from (see `cookbook envs list`); options as env.<field>=value."),
+    mode: str = typer.Option(None, "--mode", help="on_policy (default: the student samples, the teacher grades each token) or off_policy (top-K soft targets)."),
+    model: str = typer.Option(
+        None, "--model", "-m", help="The student's base model. Default: a fresh copy of a teacher run's base model, else as in train sl."
+    ),
+    engine: str = ENGINE,
+    renderer: str = RENDERER,
+    log_dir: str = typer.Option(None, "--log-dir", "-o", help="Run directory. Default: runs/distill-<teacher>-<model>-<time>."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Training steps (default: one pass over the prompts or data)."),
+    group_size: int = typer.Option(None, "--group-size", help="On-policy: completions per prompt (default 4)."),
+    groups_per_batch: int = typer.Option(None, "--groups-per-batch", help="On-policy: prompts per step (default 8)."),
+    max_steps_off_policy: int = typer.Option(
+        None, "--max-steps-off-policy", help="On-policy: 0 (default) synchronous; K > 0 asynchronous, no group trained more than K steps stale."
+    ),
+    kl_coef: float = typer.Option(None, "--kl-coef", help="kappa in A_t = -kappa (logp_student - logp_teacher) (default 1)."),
+    topk: int = typer.Option(None, "--topk", help="Off-policy: the teacher's K most likely tokens per position (default 20)."),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Off-policy: examples per step (default 8)."),
+    loss: str = typer.Option(None, "--loss", help="On-policy loss: importance_sampling (default), ppo, cispo, dro or a registered loss."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-2 on random models, 2e-4 LoRA, 2e-5 full)."),
+    lora_rank: int = typer.Option(None, "--lora-rank", help="LoRA rank; 0 for full fine-tuning (default 32)."),
+    save_every: int = SAVE_EVERY,
+    if_exists: str = IF_EXISTS,
+    log_to: str = LOG_TO,
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Distil a teacher into a student: on-policy (reverse KL on the student's samples, sync or async) or off-policy (top-K soft targets).
+
+    Options first, then any config field as key=value (nested: a.b=value; the first teacher's env.*, prompts.*,
+    split and weight need no teachers.0. prefix; more teachers as teachers.1.model=... teachers.1.prompts.path=... teachers.1.weight=...), e.g.
+    `cookbook train distill --teacher runs/my-sft --prompts prompts.jsonl --max-steps-off-policy 1 kl_discount=0.9`.
+    """
+    from cookbook_cli.config import make_config, print_dry_run
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.plugins import registry
+    from cookbook_cli.recipes.distill import DistillConfig, config_json, resolve, train
+
+    import chz
+
+    mode_value = if_exists_mode(if_exists)
+    given = [name for name, value in (("--prompts", prompts), ("--dataset", dataset), ("--env", env)) if value is not None]
+    if len(given) > 1:
+        raise CookbookError(f"{' and '.join(given)} both name the prompts; give one of --prompts, --dataset and --env")
+    first: dict[str, Any] = {"teachers.0.model": teacher, "teachers.0.renderer": teacher_renderer}
+    if prompts is not None:
+        first.update({"teachers.0.prompts": chz.Castable("prompt_file"), "teachers.0.prompts.path": prompts})
+    for key, value in dataset_options(dataset).items():
+        first[f"teachers.0.prompts{key[len('dataset'):]}"] = value
+    if env is not None:
+        registry.envs.get(env)  # unknown names: suggestions and how to list them
+        first["teachers.0.env"] = chz.Castable(env)
+    options: dict[str, Any] = {
+        **first,
+        "mode": mode,
+        "model": model,
+        "engine": engine,
+        "renderer": renderer,
+        "log_dir": log_dir,
+        "max_steps": max_steps,
+        "group_size": group_size,
+        "groups_per_batch": groups_per_batch,
+        "max_steps_off_policy": max_steps_off_policy,
+        "kl_coef": kl_coef,
+        "topk": topk,
+        "batch_size": batch_size,
+        "loss_fn": loss,
+        "learning_rate": lr,
+        "lora_rank": lora_rank,
+        "save_every": save_every,
+    }
+    names, logger_options, words = trackers(log_to, ctx.args)
+    config = make_config(DistillConfig, options, _first_teacher_words(words), option_names(ctx))
+    if dry_run:
+        print_dry_run(config_json(resolve(config)))
+        return
+    result = train(config, if_exists=mode_value, argv=sys.argv, log_to=names, logger_options=logger_options)
+    kl = result.series("teacher_kl")
+    how = "off-policy" if result.mode == "off_policy" else (
+        "on-policy, synchronous" if config.max_steps_off_policy == 0 else f"on-policy, asynchronous, <= {config.max_steps_off_policy} steps off-policy"
+    )
+    typer.echo(f"Done: {result.steps_done - result.start_step} steps in {result.elapsed:.0f}s ({how})")
+    if kl:
+        typer.echo(f"  teacher KL  {kl[0]:.3f} -> {kl[-1]:.3f}" + (f" ({(kl[-1] - kl[0]) / kl[0] * 100:+.0f}%)" if kl[0] else ""))
+    _weights_line(result)
+    typer.echo(f"Log directory: {result.log_dir.resolve()}")
+    typer.echo(f"  curves:      cookbook runs show {result.log_dir}")
+    if result.mode == "on_policy":
+        typer.echo(f"  transcripts: {result.log_dir / 'transcripts'}")

@@ -44,6 +44,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cookbook_cli.rl.registration",
     "cookbook_cli.loggers.registration",
     "cookbook_cli.evaluation.registration",
+    "cookbook_cli.distill.registration",
 )
 
 

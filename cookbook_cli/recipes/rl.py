@@ -38,7 +38,6 @@ from cookbook_cli.optim import AdamConfig, check_schedule, learning_rate_at
 from cookbook_cli.plugins import registry
 from cookbook_cli.rl.arithmetic import ArithmeticBuilder
 from cookbook_cli.rl.types import RLDatasetBuilder, TrajectoryGroup
-from cookbook_cli.run.checkpoints import Position
 
 if TYPE_CHECKING:
     from cookbook_cli.engines.protocol import SamplingClient, ServiceClient, TrainingClient
@@ -212,10 +211,9 @@ async def train_async(
     from cookbook_cli.renderers import get_renderer
     from cookbook_cli.completers import SamplingClientCompleter
     from cookbook_cli.evaluation.runner import evaluate_with_client
-    from cookbook_cli.rl.sampler import OffPolicyPipeline
+    from cookbook_cli.rl.loop import LoopSettings, run_sampler_loop
     from cookbook_cli.rl.types import EnvContext
     from cookbook_cli.run.lifecycle import RunSettings, open_run
-    from cookbook_cli.run.progress import StepProgress
     from cookbook_cli.tokenizers import get_tokenizer
 
     cfg = resolve(config)
@@ -249,79 +247,28 @@ async def train_async(
         def make_completer(client: SamplingClient, rollout_index: int) -> SamplingClientCompleter:
             return SamplingClientCompleter(client, max_tokens, temperature, seed=cfg.seed * 1_000_003 + rollout_index)
 
-        result = RLResult(run.path, total_steps, start.step, start.step)
-        sampler = await tc.save_weights_and_get_sampling_client_async()
-        pipeline = OffPolicyPipeline(
-            dataset, start.batch, cfg.groups_per_batch, cfg.max_steps_off_policy, make_completer, sampler, start.step
+        loop = _Loop(cfg, name, run, tc, tokenizer, reference, total_steps)
+        async def evaluate(step: int, final: bool) -> dict[str, Any]:
+            if not evaluators or not (final or (cfg.eval_every and step % cfg.eval_every == 0)):
+                return {}
+            return await evaluate_with_client(evaluators, renderer, await tc.save_weights_and_get_sampling_client_async(), cfg.seed)
+
+        settings = LoopSettings(
+            f"train rl ({name})", f"env {name!r}", cfg.groups_per_batch, cfg.max_steps_off_policy, cfg.save_every, progress,
+            lambda m: {"reward": m.get("env/reward/mean"), "stale": m.get("staleness/mean")}, evaluate,
         )
-        loop = _Loop(cfg, name, run, tc, tokenizer, reference, len(dataset), total_steps)
-        step = start.step
-        pipeline.start()
-        try:
-            with StepProgress(total_steps, f"train rl ({name})", start=start.step, plain=None if progress is None else not progress) as bar:
-                while step < total_steps:
-                    t0 = time.monotonic()
-                    batch = await pipeline.next_batch(step)
-                    if not batch.groups:
-                        if batch.dropped_groups:
-                            errors = ", ".join(f"{n} {e}" for e, n in batch.env_errors.most_common(3))
-                            raise CookbookError(
-                                f"env {name!r} raised in every one of the last {batch.dropped_groups} groups ({errors}); "
-                                "see the warnings above for its messages"
-                            )
-                        bar.log(f"the dataset ran out after {step} steps")
-                        break
-                    evaluation = {}
-                    if evaluators and cfg.eval_every and step % cfg.eval_every == 0:
-                        evaluation = await evaluate_with_client(evaluators, renderer, await tc.save_weights_and_get_sampling_client_async(), cfg.seed)
-                    metrics, train_seconds = await loop.train(batch)
-                    metrics.update(evaluation)
-                    if "no_update" in metrics:
-                        bar.log(f"warning: step {step} trained nothing: its groups sampled no tokens to train on")
-                    t1 = time.monotonic()
-                    pipeline.publish(await tc.save_weights_and_get_sampling_client_async(), step + 1)
-                    metrics["time/sampler_update"] = time.monotonic() - t1
-                    metrics["time/train"] = train_seconds
-                    metrics["time/step"] = time.monotonic() - t0
-                    metrics["progress/done_frac"] = (step + 1) / total_steps
-                    metrics["elapsed"] = time.monotonic() - t_start
-                    run.log_metrics(step, metrics)  # before the checkpoint that covers it
-                    result.metrics.append({"step": step, **metrics})
-                    step += 1
-                    result.steps_done = step
-                    if step < total_steps and cfg.save_every and step % cfg.save_every == 0:
-                        await loop.checkpoint(step, final=False)
-                    bar.update(
-                        step,
-                        reward=metrics.get("env/reward/mean"),
-                        stale=metrics.get("staleness/mean"),
-                        **{"s/step": metrics["time/step"]},
-                    )
-                trained = [r for r in run.metrics() if "no_update" not in r]
-                if step > start.step and not trained:
-                    raise CookbookError(
-                        f"no step of the run trained anything: every batch sampled no tokens to train on (see {run.dir.metrics_path}); "
-                        "check the env's max_tokens and the renderer's stop sequences"
-                    )
-                if step > start.step or run.resume_from is None:
-                    if evaluators:
-                        final = await evaluate_with_client(evaluators, renderer, await tc.save_weights_and_get_sampling_client_async(), cfg.seed)
-                        run.log_metrics(step, {**final, "final": True})
-                        result.metrics.append({"step": step, **final, "final": True})
-                    result.final_checkpoint = await loop.checkpoint(step, final=True)
-        finally:
-            await pipeline.stop()
+        done = await run_sampler_loop(run, tc, dataset, start, total_steps, make_completer, loop.train, settings, t_start)
+        result = RLResult(run.path, total_steps, start.step, done.steps_done, done.metrics, done.final_checkpoint)
         result.elapsed = time.monotonic() - t_start
         return result
 
 
 class _Loop:
     """What one step does once its groups are collected: advantages, datums,
-    the optimizer step, metrics, transcripts; and checkpoints."""
+    the optimizer step, metrics, transcripts."""
 
     def __init__(
-        self, cfg: RLConfig, name: str, run: Run, tc: TrainingClient, tokenizer: Any, reference: Any,
-        batches_per_epoch: int, total_steps: int,
+        self, cfg: RLConfig, name: str, run: Run, tc: TrainingClient, tokenizer: Any, reference: Any, total_steps: int
     ) -> None:
         self.cfg = cfg
         self.name = name
@@ -329,9 +276,7 @@ class _Loop:
         self.tc = tc
         self.tokenizer = tokenizer
         self.reference = reference
-        self.batches_per_epoch = batches_per_epoch
         self.total_steps = total_steps
-        self.checkpointer = run.checkpointer
 
     def learning_rate(self, step: int) -> float:
         cfg = self.cfg
@@ -349,23 +294,8 @@ class _Loop:
         cfg = self.cfg
         lr = self.learning_rate(batch.step)
         metrics: dict[str, Any] = episode_metrics(batch.groups)
-        staleness = batch.staleness
-        metrics.update(
-            {
-                "groups": len(batch.groups),
-                "groups/dropped": batch.dropped_groups,
-                "groups/requeued": batch.requeued,
-                "staleness/mean": sum(staleness) / len(staleness),
-                "staleness/max": max(staleness),
-                "sampler/version_min": min(batch.versions),
-                "env_errors/total": sum(batch.env_errors.values()),
-                "time/wait_for_groups": batch.wait_seconds,
-                "time/rollout/mean": sum(batch.rollout_seconds) / len(batch.rollout_seconds),
-                "lr": lr,
-            }
-        )
-        for err, n in sorted(batch.env_errors.items()):
-            metrics[f"env_errors/{err}"] = n
+        metrics.update(batch.metrics())
+        metrics["lr"] = lr
         groups = remove_constant_reward_groups(batch.groups) if cfg.remove_constant_reward_groups else batch.groups
         metrics["groups/trained"] = len(groups)
         advantages = compute_advantages(groups)
@@ -408,12 +338,3 @@ class _Loop:
         path = self.run.subdir("transcripts") / f"step_{batch.step:06d}.html"
         write_transcript(path, text)
         self.run.log_html("transcripts", path, batch.step)
-
-    async def checkpoint(self, step: int, final: bool) -> dict[str, Any]:
-        """Save the state (and, at the end, sampler weights) without blocking the
-        event loop, then record it."""
-        pending = self.checkpointer.submit(Position.of(step, self.batches_per_epoch), final=final)
-        await pending.state
-        if pending.sampler is not None:
-            await pending.sampler
-        return self.checkpointer.finish(pending)

@@ -61,10 +61,29 @@ class StepBatch:
     dropped_groups: int = 0
     env_errors: collections.Counter[str] = field(default_factory=collections.Counter)
     wait_seconds: float = 0.0
+    builders: list[EnvGroupBuilder] = field(default_factory=list)  # builders[i] made groups[i]
 
     @property
     def staleness(self) -> list[int]:
         return [self.step - v for v in self.versions]
+
+    def metrics(self) -> dict[str, Any]:
+        """How the batch was collected: groups, staleness, env errors, waiting and rollout time."""
+        staleness = self.staleness
+        out: dict[str, Any] = {
+            "groups": len(self.groups),
+            "groups/dropped": self.dropped_groups,
+            "groups/requeued": self.requeued,
+            "staleness/mean": sum(staleness) / len(staleness),
+            "staleness/max": max(staleness),
+            "sampler/version_min": min(self.versions),
+            "env_errors/total": sum(self.env_errors.values()),
+            "time/wait_for_groups": self.wait_seconds,
+            "time/rollout/mean": sum(self.rollout_seconds) / len(self.rollout_seconds),
+        }
+        for err, n in sorted(self.env_errors.items()):
+            out[f"env_errors/{err}"] = n
+        return out
 
 
 class OffPolicyPipeline:
@@ -187,6 +206,7 @@ class OffPolicyPipeline:
                 continue
             self.collecting += 1
             batch.groups.append(item.rollout.group)
+            batch.builders.append(item.builder)
             batch.versions.append(item.version)
             batch.rollout_seconds.append(item.seconds)
         self.collecting = 0

@@ -1,0 +1,84 @@
+"""On-policy distillation killed with -9 resumes as `train rl` does, on the
+local engine in real processes: synchronously to exactly the metrics and final
+weights of the uninterrupted run; asynchronously (K = 1) with every step logged
+once and no group staler than K. The teacher is another random model over the
+student's tokenizer, so there is something to learn."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from sl_helpers import run_cli
+
+pytest.importorskip("torch")
+
+TIMING = ("time/", "elapsed")
+
+
+def distill_args(toy_model: str, prompts: Path, log_dir: Path, *extra: str) -> list[str]:
+    teacher = "random:small:" + toy_model.split(":", 2)[2]
+    return [
+        "train", "distill", "--teacher", teacher, "--model", toy_model, "--renderer", "role_colon", "--prompts", str(prompts),
+        "--max-steps", "4", "--save-every", "2", "--group-size", "2", "--groups-per-batch", "2", "--lora-rank", "0", "--lr", "0.03",
+        "--log-dir", str(log_dir), *extra, "max_tokens=6", "num_groups_to_log=0", "engine_options.device=cpu",
+    ]
+
+
+def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
+    path = log_dir / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def untimed(metrics: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in metrics]
+
+
+def final_weights(log_dir: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    (record,) = [c for c in rows(log_dir, "checkpoints.jsonl") if c["final"]]
+    return load_file(str(log_dir / record["state_path"] / "weights.safetensors"))
+
+
+def kill_after_step(step: int) -> str:
+    return (
+        "import os, signal\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
+        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
+        f"    if s == {step}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "_d.RunDir.log_metrics = log_metrics\n"
+    )
+
+
+def test_sync_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path, toy_model, prompt_file):
+    reference = tmp_path / "reference"
+    proc = run_cli(distill_args(toy_model, prompt_file, reference))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "teacher KL" in proc.stdout
+    log_dir = tmp_path / "run"
+    proc = run_cli(distill_args(toy_model, prompt_file, log_dir), prelude=kill_after_step(2))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
+    proc = run_cli(distill_args(toy_model, prompt_file, log_dir, "--if-exists", "resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in proc.stdout
+    assert untimed(rows(log_dir)) == untimed(rows(reference))
+    a, b = final_weights(log_dir), final_weights(reference)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert all(abs(r["teacher_kl"]) > 1e-3 for r in rows(reference))  # the teacher really grades
+
+
+def test_async_killed_with_9_resumes_with_each_step_once(tmp_path, toy_model, prompt_file):
+    log_dir = tmp_path / "run"
+    args = distill_args(toy_model, prompt_file, log_dir, "--max-steps-off-policy", "1")
+    proc = run_cli(args, prelude=kill_after_step(2))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    proc = run_cli([*args[:-3], "--if-exists", "resume", *args[-3:]])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in proc.stdout
+    metrics = rows(log_dir)
+    assert [r["step"] for r in metrics] == [0, 1, 2, 3]
+    assert max(r["staleness/max"] for r in metrics) <= 1
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2, 4]
