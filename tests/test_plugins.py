@@ -330,7 +330,7 @@ def test_registry_filters_by_kind_and_explains_a_wrong_kind(cookbook_plugin):
         "dataset 'acme.prefs' is a preference dataset; `train sl` takes supervised datasets: "
         "conversations, no_robots, hf (cookbook datasets list)"
     )
-    with pytest.raises(CookbookError, match=r"^dataset 'conversations' is a supervised dataset; this takes prompt datasets: none is registered"):
+    with pytest.raises(CookbookError, match=r"^dataset 'conversations' is a supervised dataset; this takes prompt datasets: prompt_file"):
         builders.get("conversations", kinds=("prompt",))
     # an unknown name suggests among the wanted kinds only
     with pytest.raises(CookbookError, match=r"unknown dataset 'hh_rlh'\. Valid datasets: conversations, hf, no_robots\."):

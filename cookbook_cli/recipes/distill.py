@@ -64,9 +64,7 @@ class TeacherSource:
     renderer: str | None = chz.field(default=None, doc="the teacher's chat format; default: its run's, else the student's")
     prompts: SupervisedDatasetBuilder = chz.field(
         default_factory=ConversationsBuilder,
-        meta_factory=RegistryFactory(
-            registry.dataset_builders, ConversationsBuilder, kinds=("prompt", "supervised"), default_kind="supervised", purpose="train distill"
-        ),
+        meta_factory=RegistryFactory(registry.dataset_builders, ConversationsBuilder, kinds=("prompt", "supervised"), used_by="`train distill`"),
         doc="prompt_file (prompts.path=FILE), or a supervised dataset whose last assistant turns are dropped; default: the bundled sample",
     )
     split: str = chz.field(default="train", doc="the prompts' split: train, or test (the rows the dataset holds out)")
