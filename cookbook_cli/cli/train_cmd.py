@@ -426,12 +426,12 @@ def distill(
     split and weight need no teachers.0. prefix; more teachers as teachers.1.model=... teachers.1.prompts.path=... teachers.1.weight=...), e.g.
     `cookbook train distill --teacher runs/my-sft --prompts prompts.jsonl --max-steps-off-policy 1 kl_discount=0.9`.
     """
+    import chz
+
     from cookbook_cli.config import make_config, print_dry_run
     from cookbook_cli.errors import CookbookError
     from cookbook_cli.plugins import registry
     from cookbook_cli.recipes.distill import DistillConfig, config_json, resolve, train
-
-    import chz
 
     mode_value = if_exists_mode(if_exists)
     given = [name for name, value in (("--prompts", prompts), ("--dataset", dataset), ("--env", env)) if value is not None]

@@ -14,8 +14,9 @@ logprobs are aligned back onto the student's tokens.
 3. A piece's teacher logprob (the sum over its teacher tokens) is shared
    evenly by its student tokens. The sum over the whole completion is exact:
    the teacher's logprob of the reply, end marker included when the student
-   ended it (a completion cut at max_tokens is scored without the teacher's
-   end marker).
+   wrote anything after the reply's text (a completion cut at max_tokens
+   right after its text is scored without the teacher's end marker, but with
+   all of a teacher token that runs from the text into the marker).
 
 When the reply's text cannot be found in one side's tokens (a tokenizer that
 cannot spell it, a renderer that rewrites content) the completion cannot be
@@ -86,11 +87,9 @@ class Aligner:
         self.student = student
         self.teacher = teacher
 
-    def rerender(self, prompt: Conversation, completion: Sequence[int]) -> tuple[Rerendered, str, bool]:
-        """The teacher's sequence, the reply's text, and whether the student ended the reply."""
-        from cookbook_cli.renderers.termination import Termination
-
-        reply, term = self.student.parse_response(list(completion))
+    def rerender(self, prompt: Conversation, completion: Sequence[int]) -> tuple[Rerendered, str]:
+        """The teacher's sequence and the reply's text."""
+        reply, _ = self.student.parse_response(list(completion))
         tools = prompt.tools or None
         try:
             head = self.teacher.build_generation_tokens(prompt.messages, tools=tools)
@@ -101,11 +100,9 @@ class Aligner:
             raise AlignmentError("the teacher's renderer writes the reply's prompt differently from its generation prompt")
         trained = [i for i, w in enumerate(weights) if w > 0 and i >= len(head)]
         end = trained[-1] + 1 if trained else len(head)
-        return Rerendered(full[:end], len(head)), text_of(reply), term is not Termination.NO_STOP
+        return Rerendered(full[:end], len(head)), text_of(reply)
 
-    def align(
-        self, completion: Sequence[int], rerendered: Rerendered, teacher_logprobs: Sequence[float], content: str, ended: bool
-    ) -> np.ndarray:
+    def align(self, completion: Sequence[int], rerendered: Rerendered, teacher_logprobs: Sequence[float], content: str) -> np.ndarray:
         """The teacher's logprob per student completion token (see the module docstring).
         `teacher_logprobs[i]` is the teacher's logprob of `rerendered.tokens[start + i]`."""
         t_tokens = rerendered.tokens[rerendered.start :]
@@ -119,13 +116,16 @@ class Aligner:
             side = "student's" if s_at < 0 else "teacher's"
             raise AlignmentError(f"the reply's text is not in the {side} tokens (a tokenizer that cannot spell it?)")
         n = len(content)
-        if not ended:
-            # the student never wrote the end of the message: leave out the teacher's end marker
+        if s_at + n == len(s_text):
+            # the student wrote nothing after the reply's text: leave out the teacher's end marker
             keep = [i for i, e in enumerate(t_ends) if i == 0 or t_ends[i - 1] < t_at + n]
             t_ends, t_lps = t_ends[: len(keep)], t_lps[: len(keep)]
             t_text = t_text[: t_ends[-1]] if t_ends else ""
         s_axis = _axis(s_ends, s_at, n, len(s_text))
         t_axis = _axis(t_ends, t_at, n, len(t_text))
+        if s_at + n == len(s_text):
+            # a teacher token that runs from the reply's text into the end marker counts as text
+            t_axis = [min(x, float(n)) for x in t_axis]
         cuts = sorted(set(s_axis) & set(t_axis))
         if not cuts or cuts[-1] != s_axis[-1] or cuts[-1] != t_axis[-1]:
             raise AlignmentError("the student's and the teacher's tokens do not end at the same text")

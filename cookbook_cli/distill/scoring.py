@@ -52,7 +52,7 @@ class TeacherScorer:
             return AlignmentError("only single-turn prompt completions can be re-rendered for the teacher")
         completion = list(trajectory.transitions[0].ac.tokens)
         try:
-            rerendered, content, ended = self.aligner.rerender(prompt, completion)
+            rerendered, content = self.aligner.rerender(prompt, completion)
         except AlignmentError as e:
             return e
         from tinker.types import ModelInput
@@ -60,7 +60,7 @@ class TeacherScorer:
         lps = await self.client.compute_logprobs_async(ModelInput.from_ints(rerendered.tokens))
         teacher = [0.0 if x is None else float(x) for x in lps[rerendered.start :]]
         try:
-            aligned = self.aligner.align(completion, rerendered, teacher, content, ended)
+            aligned = self.aligner.align(completion, rerendered, teacher, content)
         except AlignmentError as e:
             return e
         out = np.zeros(n, dtype=np.float64)

@@ -212,8 +212,8 @@ def _probe_alignment(student: Renderer, teacher: Renderer, prompts: Sequence[Con
     completion = full[len(head) :]
     aligner = Aligner(student, teacher)
     try:
-        rerendered, content, ended = aligner.rerender(prompt, completion)
-        aligner.align(completion, rerendered, [0.0] * (len(rerendered.tokens) - rerendered.start), content, ended)
+        rerendered, content = aligner.rerender(prompt, completion)
+        aligner.align(completion, rerendered, [0.0] * (len(rerendered.tokens) - rerendered.start), content)
     except AlignmentError as e:
         raise CookbookError(
             f"teacher {spec!r} with renderer {teacher.name!r} cannot grade the student's {student.name!r} completions: {e}"

@@ -114,3 +114,40 @@ def test_the_teachers_grades_become_the_advantages(tmp_path, toy_model, toy_toke
         assert mask.sum() == 3 and np.allclose(adv[mask], -0.5 * (student + 1.0)) and not adv[~mask].any()
     (row,) = rows(result.log_dir)
     assert row["teacher_kl"] == pytest.approx(student + 1.0)
+
+
+def test_a_teacher_with_another_tokenizer_grades_rerendered_completions(tmp_path, toy_model, toy_tokenizer, prompt_file, monkeypatch):
+    import math
+
+    import numpy as np
+
+    from cookbook_cli.distill.prompts import PromptFileBuilder
+    from cookbook_cli.rl import sampler
+
+    trained = []
+    train_on_batch = sampler.train_on_batch
+
+    async def spy(tc, data, *args):
+        trained.extend(data)
+        return await train_on_batch(tc, data, *args)
+
+    monkeypatch.setattr(sampler, "train_on_batch", spy)
+    teacher = TeacherSource(model="random:tiny:llama3", renderer="role_colon", prompts=PromptFileBuilder(path=str(prompt_file)))
+    cfg = DistillConfig(
+        teachers=[teacher], model=toy_model, renderer="role_colon", log_dir=str(tmp_path / "run"), max_steps=2, group_size=2,
+        groups_per_batch=4, max_tokens=6, save_every=0, num_groups_to_log=1,
+    )
+    result = train(cfg, service=StandInService(toy_tokenizer, latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None)
+    for r in rows(result.log_dir):
+        assert "teacher/unaligned" not in r and r["datums"] == 8 and r["tokens/action"] == 48 and math.isfinite(r["teacher_kl"])
+    # The stand-in teacher gives each of its own (llama3) tokens -log 34 (its vocabulary is the toy's); re-aligned
+    # onto the student's characters, a completion's teacher logprobs still add up to a whole number of teacher tokens.
+    per_token = math.log(toy_tokenizer.vocab_size)
+    uneven = 0
+    for d in trained:
+        mask = d.loss_fn_inputs["mask"].to_numpy() > 0
+        teacher_lp = d.loss_fn_inputs["advantages"].to_numpy()[mask] + d.loss_fn_inputs["logprobs"].to_numpy()[mask]
+        k = -teacher_lp.sum() / per_token
+        assert k >= 1 and abs(k - round(k)) < 1e-3, k
+        uneven += not np.allclose(teacher_lp, teacher_lp[0])
+    assert uneven  # shares differ between pieces of a completion: the grade is per piece, not per completion
