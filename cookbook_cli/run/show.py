@@ -25,6 +25,7 @@ CURVES = {
     "dpo_loss": "train DPO loss",
     "test/accuracy": "test accuracy",
     "test/margin": "test margin",
+    "teacher_kl": "teacher KL",
 }
 #: Metrics that mark an evaluation row, by recipe.
 EVAL_KEYS = ("test_nll", "test/accuracy")
