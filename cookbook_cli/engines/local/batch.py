@@ -181,18 +181,20 @@ class MicroBatchTensors:
         )
 
     def scatter(self, values: torch.Tensor, out: list[Any]) -> None:
-        """Write each sequence's slice of a (R, W, ...) tensor into `out[index]`."""
+        """Each sequence's slice of a (R, W, ...) tensor, detached and on the CPU
+        (one copy from the device), into `out[index]`."""
+        host = values.detach().to("cpu")
         for p in self.layout.placements:
-            out[p.index] = values[p.row, p.start : p.start + p.length]
+            out[p.index] = host[p.row, p.start : p.start + p.length]
 
     def gather(self, per_example: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        """The inverse of `scatter`: per-sequence tensors laid out as a (R, W, ...) tensor."""
+        """The inverse of `scatter`: CPU per-sequence tensors laid out like `like`."""
         import torch
 
-        grid = torch.zeros_like(like)
+        grid = torch.zeros(like.shape, dtype=like.dtype)
         for p in self.layout.placements:
-            grid[p.row, p.start : p.start + p.length] = per_example[p.index].to(grid.device, grid.dtype)
-        return grid
+            grid[p.row, p.start : p.start + p.length] = per_example[p.index]
+        return grid.to(like.device)
 
 
 def target_logprobs(model: Any, mb: MicroBatchTensors, float_dtype: torch.dtype) -> torch.Tensor:
@@ -210,5 +212,5 @@ def target_logprobs(model: Any, mb: MicroBatchTensors, float_dtype: torch.dtype)
 
 
 def to_host(values: Sequence[torch.Tensor], batch: Sequence[Example]) -> list[np.ndarray]:
-    """Per-datum float32 arrays shaped like each datum's targets."""
-    return [v.detach().float().cpu().numpy().reshape(e.targets.shape) for v, e in zip(values, batch, strict=True)]
+    """Per-datum float32 arrays shaped like each datum's targets (from CPU tensors)."""
+    return [v.float().numpy().reshape(e.targets.shape) for v, e in zip(values, batch, strict=True)]

@@ -59,8 +59,8 @@ def builtin(
             if backward:
                 mb_total.backward()
             total += float(mb_total.detach())
-            t.scatter(lp.detach(), lps)
-            t.scatter(elementwise.detach(), els)
+            t.scatter(lp, lps)
+            t.scatter(elementwise, els)
     return lps, els, total
 
 
@@ -86,11 +86,11 @@ def custom(
         for mb in plan:
             t = _tensors(mb, batch, (), precision)
             lp = _logprobs(model, t, precision)
-            t.scatter(lp.detach(), lps)
+            t.scatter(lp, lps)
             kept.append((t, lp))
     # The loss sees CPU leaf tensors, as on Tinker, so one function runs on
     # every engine; their gradients are then pushed through the model.
-    leaves = [lp.to("cpu").reshape(e.targets.shape).clone().requires_grad_(True) for lp, e in zip(lps, batch, strict=True)]
+    leaves = [lp.reshape(e.targets.shape).clone().requires_grad_(True) for lp, e in zip(lps, batch, strict=True)]
     with torch.enable_grad():
         result = fn(data, leaves)
         if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], torch.Tensor)):
@@ -127,4 +127,4 @@ def score(model: Any, precision: Precision, sequences: Sequence[Sequence[int]], 
                 t = _tensors(mb, batch, (), precision)
                 t.scatter(_logprobs(model, t, precision), out)
     it = iter(out)
-    return [[None, *next(it).cpu().tolist()] if len(s) > 1 else [None] for s in sequences]
+    return [[None, *next(it).tolist()] if len(s) > 1 else [None] for s in sequences]
