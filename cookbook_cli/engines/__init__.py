@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cookbook_cli.errors import CookbookError
 from cookbook_cli.engines.protocol import APIFuture, CustomLossFn, SamplingClient, ServiceClient, TrainingClient
 
 DEFAULT_ENGINE = "local"
@@ -23,7 +24,26 @@ def create_service_client(engine: str = DEFAULT_ENGINE, **options: Any) -> Servi
     (local: device, dtype, checkpoint_dir, cache_dir; tinker: api_key, base_url)."""
     from cookbook_cli.plugins import registry
 
-    return registry.engines.get(engine).obj(**options)
+    return _create(engine, registry.engines.get(engine).obj, options)
+
+
+def _create(engine: str, factory: Any, options: dict[str, Any]) -> ServiceClient:
+    """Call an engine's factory; an option it does not take is one line, not a TypeError."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    try:
+        return factory(**options)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        name = str(e).rsplit("argument", 1)[-1].strip(" '\"")
+        known = [p for p in params if params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+        hint = f" (it takes {', '.join(known)})" if known else ""
+        raise CookbookError(f"engine {engine!r} has no option {name!r}{hint}; check engine_options.{name}") from None
 
 
 def create_service_for_run(engine: str, run_dir: Any, options: dict[str, Any] | None = None) -> ServiceClient:
@@ -35,7 +55,7 @@ def create_service_for_run(engine: str, run_dir: Any, options: dict[str, Any] | 
     kwargs = dict(options or {})
     if entry.extra.get("checkpoints_in_run_dir") and "checkpoint_dir" not in kwargs:
         kwargs["checkpoint_dir"] = str(run_dir)
-    return entry.obj(**kwargs)
+    return _create(engine, entry.obj, kwargs)
 
 
 __all__ = [

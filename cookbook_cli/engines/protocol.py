@@ -66,6 +66,8 @@ class SamplingClient(Protocol):
         num_samples: int,
         sampling_params: types.SamplingParams,
         include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+        topk_sample_logprobs: int = 0,
     ) -> APIFuture[types.SampleResponse]: ...
 
     async def sample_async(
@@ -74,6 +76,8 @@ class SamplingClient(Protocol):
         num_samples: int,
         sampling_params: types.SamplingParams,
         include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+        topk_sample_logprobs: int = 0,
     ) -> types.SampleResponse: ...
 
     def compute_logprobs(self, prompt: types.ModelInput) -> APIFuture[list[float | None]]:

@@ -154,8 +154,13 @@ class TinkerSamplingClient:
         num_samples: int,
         sampling_params: types.SamplingParams,
         include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+        topk_sample_logprobs: int = 0,
     ) -> APIFuture[types.SampleResponse]:
-        return self.inner.sample(prompt, num_samples, sampling_params, include_prompt_logprobs=include_prompt_logprobs)
+        topk = {"topk_prompt_logprobs": topk_prompt_logprobs} if topk_prompt_logprobs else {}
+        if topk_sample_logprobs:
+            topk["topk_sample_logprobs"] = topk_sample_logprobs
+        return self.inner.sample(prompt, num_samples, sampling_params, include_prompt_logprobs=include_prompt_logprobs, **topk)
 
     async def sample_async(
         self,
@@ -163,8 +168,10 @@ class TinkerSamplingClient:
         num_samples: int,
         sampling_params: types.SamplingParams,
         include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+        topk_sample_logprobs: int = 0,
     ) -> types.SampleResponse:
-        return await self.sample(prompt, num_samples, sampling_params, include_prompt_logprobs)
+        return await self.sample(prompt, num_samples, sampling_params, include_prompt_logprobs, topk_prompt_logprobs, topk_sample_logprobs)
 
     def compute_logprobs(self, prompt: types.ModelInput) -> APIFuture[list[float | None]]:
         return self.inner.compute_logprobs(prompt)

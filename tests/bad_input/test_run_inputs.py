@@ -9,6 +9,7 @@ the culprit named, and nothing left that blocks the corrected command.
 | --init-from a checkpoint whose weights are truncated | train dpo |
 | --init-from a path that does not exist | train dpo |
 | a batch whose every example has nothing to train | train sl (a warning row, the run goes on) |
+| a misspelt engine_options.X | train sl |
 """
 
 from __future__ import annotations
@@ -101,3 +102,9 @@ def test_a_batch_with_nothing_to_train_is_a_warning_row(tmp_path):
     empty = [r for r in result.metrics if r.get("no_update")]
     assert len(empty) == 7 and all(r["skipped"] == 1 for r in empty)
     assert result.last_loss is not None
+
+
+def test_a_misspelt_engine_option_is_one_line(tmp_path):
+    line = one_line(["train", "sl", "--max-steps", "1", "--log-dir", str(tmp_path / "run"), "engine_options.devise=cpu"])
+    assert "engine 'local' has no option 'devise'" in line
+    assert not (tmp_path / "run").exists()
