@@ -55,7 +55,7 @@ def test_test_sh_sets_ci_unless_the_caller_does(fake_python) -> None:
     pytest_calls = [c for c in calls if "-m pytest" in c]
     assert pytest_calls == [pytest_calls[0]] and pytest_calls[0].startswith("CI=true ")
     assert pytest_calls[0].endswith("-m coverage run -m pytest -q -x tests/sl")
-    assert any("-m pip install -q -e .[local,dev,plot]" in c for c in calls)
+    assert any("-m pip install -q -e .[local,dev,plot,trackers]" in c for c in calls)
     plugins = sorted(p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml")) + ["cookbook-animals"]
     assert all(any(name in c for c in calls if "pip install" in c) for name in plugins)
     for value in ("false", "0"):

@@ -101,43 +101,54 @@ def open_reference_client(service: ServiceClient, ref: Reference, rank: int, see
     return client
 
 
-def rows_for_steps(ds: PreferenceDataset, start: int, total: int) -> list[int]:
-    """The rows the steps `start..total-1` train on (step s: batch s % B of epoch s // B)."""
+def batches_for_steps(ds: PreferenceDataset, start: int, total: int) -> list[list[int]]:
+    """The rows of each batch the steps `start..total-1` train on (step s: batch
+    s % B of epoch s // B). The reference is scored in these very batches: the
+    local engine packs a batch's sequences together, so a pair's logprobs are
+    bit-identical to the policy's at step 0 only in the same company."""
     batches = len(ds)
     epoch_before = ds.epoch_seed
-    rows: set[int] = set()
+    out: list[list[int]] = []
     for step in range(start, total):
         if ds.epoch_seed != step // batches:
             ds.set_epoch(step // batches)
-        rows.update(ds.batch_indices(step % batches))
+        out.append(list(ds.batch_indices(step % batches)))
     if epoch_before is not None and ds.epoch_seed != epoch_before:
         ds.set_epoch(epoch_before)
-    return sorted(rows)
+    return out
 
 
-def compute_sums(client: TrainingClient, wanted: Mapping[str, tuple[PreferenceDataset, Sequence[int]]]) -> Sums:
-    """S_chosen and S_rejected of the wanted rows of each split under `client`'s
-    current weights: all forward passes queued, then read. A row whose pair
-    keeps no completion token within max_length gets None (it is never trained)."""
+def all_batches_rows(ds: PreferenceDataset) -> list[list[int]]:
+    """The rows of `ds.all_batches()` (evaluation), batch by batch."""
+    return [list(range(i, min(i + ds.batch_size, ds.num_rows))) for i in range(0, ds.num_rows, ds.batch_size)]
+
+
+def compute_sums(client: TrainingClient, wanted: Mapping[str, tuple[PreferenceDataset, Sequence[Sequence[int]]]]) -> Sums:
+    """S_chosen and S_rejected of the wanted rows of each split, scored batch by
+    batch as given, under `client`'s current weights: all forward passes queued,
+    then read. A row whose pair keeps no completion token within max_length
+    gets None (it is never trained)."""
     from cookbook_cli.preference.loss import pair_logprob_sums
 
     pending: list[tuple[str, list[int], PreferenceBatch, Any]] = []
-    for split, (ds, rows) in wanted.items():
-        rows = list(rows)
-        for i in range(0, len(rows), ds.batch_size):
-            chunk = rows[i : i + ds.batch_size]
+    for split, (ds, groups) in wanted.items():
+        for group in groups:
+            chunk = list(group)
+            if not chunk:
+                continue
             batch = ds.build_rows(chunk)
             pending.append((split, chunk, batch, client.forward(batch.datums, "cross_entropy") if len(batch) else None))
     sums: Sums = {}
     for split, chunk, batch, future in pending:
         for row in chunk:
-            sums[pair_key(split, row)] = None
+            sums.setdefault(pair_key(split, row), None)
         if future is None:
             continue
         out = future.result()
         pairs = pair_logprob_sums(batch.datums, [o["logprobs"] for o in out.loss_fn_outputs])
         for row, pair in zip(batch.rows, pairs, strict=True):
-            sums[pair_key(split, row)] = pair
+            if sums.get(pair_key(split, row)) is None:  # the first batch that scores a row keeps it
+                sums[pair_key(split, row)] = pair
     return sums
 
 

@@ -163,26 +163,29 @@ def _reference_sums(run: Any, cfg: DPOConfig, client: TrainingClient, reference:
         fingerprint,
         load_sums,
         open_reference_client,
+        all_batches_rows,
+        batches_for_steps,
         pair_key,
-        rows_for_steps,
         save_sums,
     )
 
     folder = run.subdir(FOLDER)
     digest = fingerprint({"train": train_ds, "test": test_ds})
     sums = load_sums(folder, reference, digest, run.say) or {}
-    wanted = {"train": (train_ds, rows_for_steps(train_ds, start, total))}
+    wanted = {"train": (train_ds, batches_for_steps(train_ds, start, total))}
     if test_ds is not None:
-        wanted["test"] = (test_ds, range(test_ds.num_rows))
-    missing = {s: (ds, [r for r in rows if pair_key(s, r) not in sums]) for s, (ds, rows) in wanted.items()}
-    count = sum(len(rows) for _, rows in missing.values())
+        wanted["test"] = (test_ds, all_batches_rows(test_ds))
+    # batches holding a pair the file lacks are scored whole (see batches_for_steps)
+    missing = {s: (ds, [g for g in groups if any(pair_key(s, r) not in sums for r in g)]) for s, (ds, groups) in wanted.items()}
+    count = len({pair_key(s, r) for s, (_, groups) in missing.items() for g in groups for r in g if pair_key(s, r) not in sums})
     if count == 0:
         run.say(f"Reference logprobs: read from {folder / 'sums.json'}")
         return sums, 0
     untouched = start == 0 and run.resume_from is None and reference.kind == "start"
     scorer = client if untouched else open_reference_client(run.service, reference, cfg.lora_rank, cfg.seed)
     t0 = time.monotonic()
-    sums.update(compute_sums(scorer, missing))
+    computed = compute_sums(scorer, missing)
+    sums.update({k: v for k, v in computed.items() if k not in sums})
     save_sums(folder, reference, digest, sums)
     run.say(f"Reference logprobs: {count} pairs under {reference.describe()} in {time.monotonic() - t0:.1f}s")
     return sums, count
