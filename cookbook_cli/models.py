@@ -34,6 +34,10 @@ class ModelFamily:
     context_length: int | None = None
     base_renderer: str | None = None  # for base (non-chat) models of the family
     base_patterns: tuple[str, ...] = field(default=())
+    # The learning-rate rule (see learning_rates): the family's calibrated exponent
+    # over the hidden size, and the hidden sizes of its well-known models.
+    lr_exponent: float | None = None
+    hidden_sizes: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class ModelInfo:
     other_renderers: tuple[str, ...]
     known: bool = True  # see the module docstring
     closest: str | None = None  # for an unknown name: the closest known model, if any is close
+    lora_learning_rate: float | None = None  # the default peak rate (learning_rates)
+    full_learning_rate: float | None = None
+    learning_rate_rule: str | None = None
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -55,7 +62,7 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
 
 
-def _hf_cache_dir() -> Path:
+def hf_cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     home = os.environ.get("HF_HOME")
@@ -65,7 +72,7 @@ def _hf_cache_dir() -> Path:
 def is_local_model(name: str) -> bool:
     """A model folder, or a model in the Hugging Face cache (no network)."""
     try:
-        return Path(name).expanduser().is_dir() or (_hf_cache_dir() / f"models--{name.replace('/', '--')}").is_dir()
+        return Path(name).expanduser().is_dir() or (hf_cache_dir() / f"models--{name.replace('/', '--')}").is_dir()
     except OSError:  # a name too long for a path, say
         return False
 
@@ -83,33 +90,54 @@ def closest_model(name: str, candidates: list[str]) -> str | None:
     return best if best is not None and score(best) >= 0.6 else None
 
 
-def model_info(name: str) -> ModelInfo:
-    """Family, recommended renderer and tokenizer source of a model or family name."""
+def _family_entry(name: str) -> tuple[str, Any]:
+    """(family name, registry entry) of the family a model or family name belongs
+    to: the first whose patterns match."""
     from cookbook_cli.plugins import registry
 
     entries = registry.models.entries()
-    listed = [m for e in entries.values() for m in e.obj.models]
     for fam_name, entry in entries.items():
-        fam: ModelFamily = entry.obj
-        is_family = name == fam_name
-        if is_family or _matches(name, fam.patterns):
-            base = (not is_family) and bool(fam.base_patterns) and _matches(name, fam.base_patterns)
-            renderer = fam.base_renderer if base and fam.base_renderer else fam.renderer
-            model_name = fam.models[0] if is_family and fam.models else name
-            known = is_family or name.lower() in {m.lower() for m in listed} or is_local_model(name)
-            return ModelInfo(
-                name=model_name,
-                family=fam_name,
-                plugin=entry.plugin,
-                renderer=renderer,
-                tokenizer=fam.tokenizer or model_name,
-                chat=fam.chat and not base,
-                context_length=fam.context_length,
-                other_renderers=tuple(r for r in (fam.renderer, *fam.other_renderers) if r != renderer),
-                known=known,
-                closest=None if known else closest_model(name, list(fam.models) or listed),
-            )
+        if name == fam_name or _matches(name, entry.obj.patterns):
+            return fam_name, entry
+    listed = [m for e in entries.values() for m in e.obj.models]
     raise UnknownNameError("model", name, list(entries) + listed, "Run `cookbook models list` to see the known families.")
+
+
+def family_of(name: str) -> tuple[str, ModelFamily]:
+    fam_name, entry = _family_entry(name)
+    return fam_name, entry.obj
+
+
+def model_info(name: str) -> ModelInfo:
+    """Family, recommended renderer, tokenizer source and default learning rate
+    of a model or family name."""
+    from cookbook_cli.learning_rates import learning_rate_default
+    from cookbook_cli.plugins import registry
+
+    fam_name, entry = _family_entry(name)
+    fam: ModelFamily = entry.obj
+    listed = [m for e in registry.models.entries().values() for m in e.obj.models]
+    is_family = name == fam_name
+    base = (not is_family) and bool(fam.base_patterns) and _matches(name, fam.base_patterns)
+    renderer = fam.base_renderer if base and fam.base_renderer else fam.renderer
+    model_name = fam.models[0] if is_family and fam.models else name
+    known = is_family or name.lower() in {m.lower() for m in listed} or is_local_model(name)
+    lr = learning_rate_default(model_name)
+    return ModelInfo(
+        name=model_name,
+        family=fam_name,
+        plugin=entry.plugin,
+        renderer=renderer,
+        tokenizer=fam.tokenizer or model_name,
+        chat=fam.chat and not base,
+        context_length=fam.context_length,
+        other_renderers=tuple(r for r in (fam.renderer, *fam.other_renderers) if r != renderer),
+        known=known,
+        closest=None if known else closest_model(name, list(fam.models) or listed),
+        lora_learning_rate=lr.lora,
+        full_learning_rate=lr.full,
+        learning_rate_rule=lr.rule,
+    )
 
 
 def tokenizer_for_renderer(renderer: str) -> str:
@@ -223,13 +251,19 @@ def model_label(model: str, engine: str) -> str:
     return spec.label if spec is not None else model
 
 
+#: Models trained from scratch (the local engine's random: shapes) need a far higher rate.
+FROM_SCRATCH_LR = 1e-2
+
+
 def default_learning_rate(model: str, engine: str, lora_rank: int) -> float:
-    """A starting learning rate: high for models trained from scratch, the usual
-    LoRA rate otherwise, ten times lower for full fine-tuning."""
+    """A starting learning rate: high for models trained from scratch, else the
+    model family's rule over the hidden size (`learning_rates`), LoRA or full."""
+    from cookbook_cli.learning_rates import learning_rate_default
+
     spec = model_spec(model, engine)
     if spec is not None and spec.from_scratch:
-        return 1e-2
-    return 2e-4 if lora_rank > 0 else 2e-5
+        return FROM_SCRATCH_LR
+    return learning_rate_default(spec.tokenizer if spec is not None else model).for_rank(lora_rank)
 
 
 @hookimpl(specname="register_models")
@@ -253,6 +287,16 @@ def register_builtin_models(register: Register) -> None:
             context_length=131072,
             base_renderer="role_colon",
             base_patterns=("*llama-3.?-[0-9]*b", "*llama-3-[0-9]*b", "*meta-llama-3-[0-9]*b"),
+            lr_exponent=0.781,
+            hidden_sizes=(
+                ("meta-llama/Llama-3.2-1B-Instruct", 2048),
+                ("meta-llama/Llama-3.2-1B", 2048),
+                ("meta-llama/Llama-3.2-3B-Instruct", 3072),
+                ("meta-llama/Llama-3.1-8B-Instruct", 4096),
+                ("meta-llama/Llama-3.1-8B", 4096),
+                ("meta-llama/Llama-3.1-70B-Instruct", 8192),
+                ("meta-llama/Llama-3.3-70B-Instruct", 8192),
+            ),
         ),
         "Meta Llama 3.x (tokenizer also offline from llama-models)",
     )

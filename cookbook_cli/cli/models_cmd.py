@@ -40,7 +40,7 @@ def info(
     name: str = typer.Argument(..., help="A model name (e.g. meta-llama/Llama-3.2-1B-Instruct), a model folder, or a family."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Family, recommended renderer and tokenizer source of a model.
+    """Family, recommended renderer, tokenizer source and default learning rate of a model.
 
     A name that no family lists and that is no model folder here (a typo, or a
     new fine-tune) but that matches a family's name patterns is reported as
@@ -69,3 +69,6 @@ def info(
     typer.echo(f"{indent}kind:       {'chat' if mi.chat else 'base'}")
     if mi.context_length:
         typer.echo(f"{indent}context:    {mi.context_length} tokens")
+    if mi.lora_learning_rate is not None and mi.full_learning_rate is not None:
+        typer.echo(f"{indent}learning rate: {mi.lora_learning_rate:.3g} LoRA, {mi.full_learning_rate:.3g} full fine-tuning")
+        typer.echo(f"{indent}  rule:     {mi.learning_rate_rule}")

@@ -32,6 +32,10 @@ def register_renderers(register: Any) -> None:
     register("qwen3_instruct", _factory("Qwen3InstructRenderer"), "Qwen3 2507 Instruct models: Qwen3's format without <think> blocks")
 
 
+#: The exponent of the learning-rate rule over the hidden size (tinker-cookbook's Qwen sweep).
+QWEN3_LR_EXPONENT = 0.0775
+
+
 @hookimpl
 def register_models(register: Any) -> None:
     # Registered first: its patterns are the more specific ones.
@@ -46,6 +50,12 @@ def register_models(register: Any) -> None:
                 "Qwen/Qwen3-235B-A22B-Instruct-2507",
             ),
             context_length=262144,
+            lr_exponent=QWEN3_LR_EXPONENT,
+            hidden_sizes=(
+                ("Qwen/Qwen3-4B-Instruct-2507", 2560),
+                ("Qwen/Qwen3-30B-A3B-Instruct-2507", 2048),
+                ("Qwen/Qwen3-235B-A22B-Instruct-2507", 4096),
+            ),
         ),
         "Qwen3 2507 Instruct (non-thinking) models",
     )
@@ -69,6 +79,18 @@ def register_models(register: Any) -> None:
             context_length=32768,
             base_renderer="role_colon",
             base_patterns=("*-base",),
+            lr_exponent=QWEN3_LR_EXPONENT,
+            hidden_sizes=(
+                ("Qwen/Qwen3-0.6B", 1024),
+                ("Qwen/Qwen3-1.7B", 2048),
+                ("Qwen/Qwen3-4B", 2560),
+                ("Qwen/Qwen3-8B", 4096),
+                ("Qwen/Qwen3-8B-Base", 4096),
+                ("Qwen/Qwen3-14B", 5120),
+                ("Qwen/Qwen3-32B", 5120),
+                ("Qwen/Qwen3-30B-A3B", 2048),
+                ("Qwen/Qwen3-235B-A22B", 4096),
+            ),
         ),
         "Qwen3 hybrid-thinking models (the original Qwen3 release)",
     )
