@@ -110,25 +110,25 @@ class Run:
         """A new training client, or, when resuming, one restored with its optimizer state."""
         client = self.service.create_lora_training_client(model, rank=rank, seed=seed)
         if self.resume_from is not None:
-            self._restore(lambda path: client.load_state_with_optimizer(path).result())
+            with self._restoring() as path:
+                client.load_state_with_optimizer(path).result()
         self._client = client
         return client
 
     async def training_client_async(self, model: str, rank: int, seed: int) -> TrainingClient:
         client = await self.service.create_lora_training_client_async(model, rank=rank, seed=seed)
         if self.resume_from is not None:
-            state_path = self.dir.absolute(self.resume_from["state_path"])
-            try:
-                await (await client.load_state_with_optimizer_async(state_path))
-            except CookbookError as e:
-                raise CookbookError(f"{self._cannot_load()}: {e}") from None
+            with self._restoring() as path:
+                await (await client.load_state_with_optimizer_async(path))
         self._client = client
         return client
 
-    def _restore(self, load: Callable[[str], Any]) -> None:
+    @contextmanager
+    def _restoring(self) -> Iterator[str]:
+        """The state to resume from; a failure to load it is one line saying how to start over."""
         assert self.resume_from is not None
         try:
-            load(self.dir.absolute(self.resume_from["state_path"]))
+            yield self.dir.absolute(self.resume_from["state_path"])
         except CookbookError as e:
             raise CookbookError(f"{self._cannot_load()}: {e}") from None
 
