@@ -125,8 +125,27 @@ class Message(TypedDict):
     trainable: NotRequired[bool]
 
 
-class TrainOnWhat(str, Enum):
+class Choice(str, Enum):
+    """A str enum read from config text; a wrong value is a one-line error listing the valid ones."""
+
+    __kind__ = "value"
+
+    @classmethod
+    def parse(cls, value: str | Choice) -> Any:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            from cookbook_cli.errors import UnknownNameError
+
+            raise UnknownNameError(cls.__kind__, str(value), [v.value for v in cls]) from None
+
+
+class TrainOnWhat(Choice):
     """Which tokens of a conversation get training weight 1."""
+
+    __kind__ = "train_on_what value"
 
     LAST_ASSISTANT_MESSAGE = "last_assistant_message"
     LAST_ASSISTANT_TURN = "last_assistant_turn"
@@ -136,16 +155,14 @@ class TrainOnWhat(str, Enum):
     ALL_USER_AND_SYSTEM_MESSAGES = "all_user_and_system_messages"
     CUSTOMIZED = "customized"
 
-    @classmethod
-    def parse(cls, value: str | TrainOnWhat) -> TrainOnWhat:
-        if isinstance(value, TrainOnWhat):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            from cookbook_cli.errors import UnknownNameError
 
-            raise UnknownNameError("train_on_what value", value, [v.value for v in cls]) from None
+class LossReduction(Choice):
+    """How a supervised example's token losses are combined (its Datum weights)."""
+
+    __kind__ = "loss_reduction value"
+
+    MEAN = "mean"  # weights / their sum: each example counts once, whatever its length
+    SUM = "sum"  # weight 1 per trained token: longer examples count more
 
 
 # -- content helpers, shared by every renderer ---------------------------------

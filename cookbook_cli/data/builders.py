@@ -8,7 +8,9 @@ recipe's renderer, batch size, max length and train_on_what.
 
 Built-ins:
 - `conversations`: a JSONL file of `{"messages": [...]}` lines (the sample
-  shipped with the package when no path is given), seeded test split;
+  shipped with the package when no path is given), split as tinker-cookbook's
+  `FromConversationFileBuilder` splits it (shuffled with the seed, the first
+  `test_size` rows held out);
 - `hf`: any Hugging Face dataset (Hub id, local folder, or a parquet/JSON/JSONL
   file) with a messages column;
 - `no_robots`: HuggingFaceH4/no_robots, the `hf` builder with its defaults.
@@ -24,8 +26,10 @@ import chz
 
 from cookbook_cli.conversations import Conversation, load_conversations, parse_conversation
 from cookbook_cli.data.hf_loading import load_split, require_columns
+from cookbook_cli.data.order import shuffled_order
 from cookbook_cli.data.supervised import ConversationDataset, split_train_test
 from cookbook_cli.errors import CookbookError
+from cookbook_cli.types import LossReduction
 
 if TYPE_CHECKING:
     from cookbook_cli.renderers.base import Renderer
@@ -57,19 +61,27 @@ class SupervisedDatasetBuilder:
         max_length: int | None,
         train_on_what: TrainOnWhat | str,
         seed: int = 0,
+        loss_reduction: LossReduction | str = LossReduction.SUM,
     ) -> tuple[ConversationDataset, ConversationDataset | None]:
+        """Train and test datasets; `load(seed)` gives the training rows in their
+        shuffled order, and each epoch reshuffles them (`set_epoch`)."""
         train, test = self.load(seed)
         name = self.describe()
         if not train:
             raise CookbookError(f"dataset {name} has no training conversations")
-        train_ds = ConversationDataset(train, renderer, batch_size, max_length, train_on_what, seed, name=name)
+        options = {"seed": seed, "loss_reduction": loss_reduction}
+        train_ds = ConversationDataset(train, renderer, batch_size, max_length, train_on_what, name=name, **options)
         train_ds.validate()
         if len(train_ds) == 0:
             raise CookbookError(
                 f"dataset {name} has {len(train)} training conversations, fewer than one batch of {batch_size}; "
                 "lower --batch-size"
             )
-        test_ds = ConversationDataset(test, renderer, batch_size, max_length, train_on_what, seed, name=f"{name} (test)") if test else None
+        test_ds = (
+            ConversationDataset(test, renderer, batch_size, max_length, train_on_what, name=f"{name} (test)", **options)
+            if test
+            else None
+        )
         if test_ds is not None:
             test_ds.validate(require_trainable=False)
         return train_ds, test_ds
@@ -134,7 +146,7 @@ class HfBuilder(SupervisedDatasetBuilder):
         _check_test_size(self.test_size)
         train = self._conversations(self.train_split, self.max_rows)
         if self.test_split:
-            return train, self._conversations(self.test_split)
+            return [train[i] for i in shuffled_order(len(train), seed)], self._conversations(self.test_split)
         return split_train_test(train, _as_count_or_fraction(self.test_size), seed)
 
 

@@ -3,25 +3,31 @@
 A `SupervisedDataset` is a list of rows seen in batches by index:
 `len(ds) == rows // batch_size` (a last partial batch is dropped), `get_batch(i)`
 is the i-th batch of the current epoch's order, and `set_epoch(seed)` reshuffles
-deterministically: the same (dataset seed, epoch seed) gives the same order on
-every machine, which is what lets a killed run resume with the same data.
+the rows with `datasets.Dataset.shuffle(seed=seed)`'s permutation. The recipes
+call `set_epoch(epoch)`, so the batches equal tinker-cookbook's for the same
+file, split and batch size, and a killed run resumes with the same data on any
+machine.
 
 `ConversationDataset` renders each conversation with a renderer (all the
 batch's pieces encoded in one batched tokenizer call) and turns it into a Datum;
 examples longer than `max_length` are truncated and counted, never an error.
+Its `loss_reduction` sets the weights: `sum` keeps 1 per trained token (the
+loss is a token sum); `mean` divides each example's weights by their sum, so
+every example counts the same whatever its length (tinker-cookbook's SFT
+default).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.conversations import Conversation, located
 from cookbook_cli.data.datum import next_token_datum
+from cookbook_cli.data.order import shuffled_order
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.types import TrainOnWhat
+from cookbook_cli.types import LossReduction, TrainOnWhat
 
 if TYPE_CHECKING:
     import tinker.types
@@ -72,11 +78,10 @@ class SupervisedDataset:
         self.set_epoch(0)
 
     def set_epoch(self, seed: int = 0) -> None:
-        """Reshuffle: the row order is a function of (dataset seed, `seed`) only."""
+        """Reshuffle: the row order is `datasets`' shuffle of the rows with `seed`
+        (the dataset's own seed already chose the rows' order in the split)."""
         self.epoch_seed = seed
-        order = list(range(self.num_rows))
-        random.Random(f"cookbook-sl:{self.seed}:{seed}").shuffle(order)
-        self._order = order
+        self._order = shuffled_order(self.num_rows, seed)
 
     def __len__(self) -> int:
         return self.num_rows // self.batch_size
@@ -106,6 +111,7 @@ class ConversationDataset(SupervisedDataset):
         train_on_what: TrainOnWhat | str = TrainOnWhat.ALL_ASSISTANT_MESSAGES,
         seed: int = 0,
         name: str = "dataset",
+        loss_reduction: LossReduction | str = LossReduction.SUM,
     ) -> None:
         if max_length is not None and max_length < 2:
             raise CookbookError(f"max_length must be at least 2, got {max_length}")
@@ -113,6 +119,7 @@ class ConversationDataset(SupervisedDataset):
         self.renderer = renderer
         self.max_length = max_length
         self.train_on_what = TrainOnWhat.parse(train_on_what)
+        self.loss_reduction = LossReduction.parse(loss_reduction)
         self.name = name
         super().__init__(len(self.conversations), batch_size, seed)
 
@@ -179,7 +186,11 @@ class ConversationDataset(SupervisedDataset):
             stats.examples += 1
             stats.tokens += n - 1
             stats.loss_tokens += loss_tokens
-            datums.append(next_token_datum(tokens[:n], weights=weights[:n]))
+            weights = weights[:n]
+            if self.loss_reduction is LossReduction.MEAN:
+                # Only the targets' weights (weights[1:]) count; weights[0] is never a target.
+                weights[1:] /= target_weights.sum()
+            datums.append(next_token_datum(tokens[:n], weights=weights))
         return SupervisedBatch(datums, stats)
 
     def build_batch(self, index: int) -> SupervisedBatch:
@@ -237,7 +248,9 @@ class ConversationDataset(SupervisedDataset):
 def split_train_test(
     items: Sequence[Any], test_size: int | float, seed: int
 ) -> tuple[list[Any], list[Any]]:
-    """A seeded split: `test_size` rows (or that fraction of them) held out."""
+    """tinker-cookbook's split: the rows shuffled as `datasets.Dataset.shuffle(seed)`
+    orders them, the first `test_size` (or that fraction of the rows) held out
+    and the rest, still in shuffled order, trained on."""
     n = len(items)
     if isinstance(test_size, float) and 0 < test_size < 1:
         k = int(round(n * test_size))
@@ -245,13 +258,7 @@ def split_train_test(
         k = int(test_size)
     if k < 0:
         raise CookbookError(f"test_size must be >= 0, got {test_size}")
-    if k == 0:
-        return list(items), []
-    if k >= n:
+    if k >= n > 0:
         raise CookbookError(f"test_size={test_size} leaves no training rows out of {n}")
-    order = list(range(n))
-    random.Random(f"cookbook-split:{seed}").shuffle(order)
-    test_idx = set(order[:k])
-    train = [items[i] for i in range(n) if i not in test_idx]
-    test = [items[i] for i in range(n) if i in test_idx]
-    return train, test
+    shuffled = [items[i] for i in shuffled_order(n, seed)]
+    return shuffled[k:], shuffled[:k]

@@ -39,7 +39,7 @@ from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.plugins import registry
 from cookbook_cli.run.checkpoints import PendingCheckpoint, Position
 from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, total_steps_of
-from cookbook_cli.types import TrainOnWhat
+from cookbook_cli.types import LossReduction, TrainOnWhat
 
 if TYPE_CHECKING:
     from cookbook_cli.data.supervised import BatchStats, ConversationDataset, SupervisedBatch
@@ -57,6 +57,10 @@ class SLConfig(EpochRunConfig):
         doc="dataset builder (cookbook datasets list); its fields are dataset.<field>",
     )
     train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
+    loss_reduction: str = chz.field(
+        default="mean",
+        doc="mean: each example's token losses averaged, so every example weighs the same (tinker-cookbook's default); sum: token losses summed",
+    )
     evaluators: list[str] = chz.field(
         default_factory=list, doc="evaluators run with test NLL, logged as test/<name>/<metric>, e.g. 'arithmetic max_tokens=1' (cookbook evaluators list)"
     )
@@ -65,6 +69,7 @@ class SLConfig(EpochRunConfig):
     @chz.validate
     def _check(self) -> None:
         TrainOnWhat.parse(self.train_on_what)
+        LossReduction.parse(self.loss_reduction)
 
 
 def resolve(config: SLConfig) -> SLConfig:
@@ -173,7 +178,9 @@ def prepare_data(cfg: SLConfig) -> tuple[Renderer, ConversationDataset, Conversa
 
     assert cfg.model is not None and cfg.renderer is not None
     renderer = get_renderer(cfg.renderer, tokenizer_for_model(cfg.model, cfg.engine))
-    train_ds, test_ds = cfg.dataset.build(renderer, cfg.batch_size, cfg.max_length, cfg.train_on_what, cfg.seed)
+    train_ds, test_ds = cfg.dataset.build(
+        renderer, cfg.batch_size, cfg.max_length, cfg.train_on_what, cfg.seed, loss_reduction=cfg.loss_reduction
+    )
     for ds in (train_ds, test_ds):
         if ds is not None:
             check_renderer_can_express(renderer, ds)

@@ -115,11 +115,11 @@ CASES = [
     Case("tool-call arguments a number", {"d.jsonl": lines(tool_call_row(5))}, render("d.jsonl"),
          ("{tmp}/d.jsonl:1: messages[1]: field 'tool_calls[0]'", "got int")),
     # -- errors found while rendering name the file and line --------------------------
-    # 13 rows, test_size 0.1, seed 0: row 8 (line 9) is the one held out (see test_held_out_row)
+    # 13 rows, test_size 0.1, seed 0: row 10 (line 11) is the one held out (see test_held_out_row)
     Case("renderer refuses a train row", {"d.jsonl": lines(GOOD[0], thinking_row(), *GOOD[1:])}, train("d.jsonl"),
          ("{tmp}/d.jsonl:2: renderer 'llama3' has no thinking format",)),
-    Case("renderer refuses a test row", {"d.jsonl": lines(*GOOD[:8], thinking_row(), *GOOD[8:])}, train("d.jsonl"),
-         ("{tmp}/d.jsonl:9: renderer 'llama3' has no thinking format",)),
+    Case("renderer refuses a test row", {"d.jsonl": lines(*GOOD[:10], thinking_row(), *GOOD[10:])}, train("d.jsonl"),
+         ("{tmp}/d.jsonl:11: renderer 'llama3' has no thinking format",)),
     Case("renderer refuses a row/render", {"d.jsonl": lines(GOOD[0], thinking_row())}, render("d.jsonl"),
          ("{tmp}/d.jsonl:2: renderer 'llama3' has no thinking format",)),
     Case("no assistant message for last_assistant_message", {"d.jsonl": lines(GOOD[0], conv("q", None))}, render("d.jsonl"),
@@ -213,10 +213,10 @@ def test_bom_crlf_and_blank_lines_load_the_same_conversations(tmp_path: Path) ->
 
 
 def test_held_out_row() -> None:
-    """The 'test row' case above relies on the seeded split holding out row 8 of 13."""
+    """The 'test row' case above relies on the seeded split holding out row 10 of 13."""
     from cookbook_cli.data.supervised import split_train_test
 
-    assert split_train_test(list(range(13)), 0.1, 0)[1] == [8]
+    assert split_train_test(list(range(13)), 0.1, 0)[1] == [10]
 
 
 def test_tool_call_arguments_as_an_object_or_empty_are_accepted(tmp_path: Path) -> None:

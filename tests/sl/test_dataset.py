@@ -31,15 +31,19 @@ def test_len_is_rows_floor_divided_by_batch_size(renderer):
         ConversationDataset(conversations(10), renderer, batch_size=5).get_batch(2)
 
 
-def test_an_epoch_visits_each_row_at_most_once_and_the_order_is_seeded(renderer):
+def test_an_epoch_visits_each_row_at_most_once_in_datasets_shuffle_order(renderer):
+    import datasets
+
     convs = conversations(23)
     ds = ConversationDataset(convs, renderer, batch_size=5, seed=7)
     rows = [r for i in range(len(ds)) for r in ds.batch_indices(i)]
     assert len(rows) == 20 and len(set(rows)) == 20  # the last partial batch is dropped
     again = ConversationDataset(convs, renderer, batch_size=5, seed=7)
     assert [first_targets(ds, i) for i in range(4)] == [first_targets(again, i) for i in range(4)]
-    other_seed = ConversationDataset(convs, renderer, batch_size=5, seed=8)
-    assert [other_seed.batch_indices(i) for i in range(4)] != [ds.batch_indices(i) for i in range(4)]
+    for epoch in (0, 1, 5):
+        ds.set_epoch(epoch)
+        order = datasets.Dataset.from_dict({"row": list(range(23))}).shuffle(seed=epoch)["row"]
+        assert [r for i in range(len(ds)) for r in ds.batch_indices(i)] == order[:20]
 
 
 def test_set_epoch_reshuffles_deterministically(renderer):
@@ -106,7 +110,20 @@ def test_split_is_seeded_disjoint_and_complete():
     assert split_train_test(items, 0.1, seed=3) == (train, test)
     assert split_train_test(items, 0.1, seed=4)[1] != test
     assert len(split_train_test(items, 25, seed=0)[1]) == 25
-    assert split_train_test(items, 0, seed=0) == (items, [])
+    train0, test0 = split_train_test(items, 0, seed=0)
+    assert test0 == [] and sorted(train0) == items and train0 != items  # shuffled even with no test rows
+
+
+def test_split_is_datasets_shuffle_then_take_and_skip():
+    """tinker-cookbook's split: `Dataset.shuffle(seed)`, test = take(k), train = skip(k)."""
+    import datasets
+
+    items = [f"row {i}" for i in range(37)]
+    for seed, k in ((0, 0), (0, 5), (2, 1), (11, 9)):
+        shuffled = datasets.Dataset.from_dict({"x": items}).shuffle(seed=seed)
+        assert split_train_test(items, k, seed) == (shuffled.skip(k)["x"], shuffled.take(k)["x"])
+    with pytest.raises(CookbookError, match="seed must be >= 0"):
+        split_train_test(items, 3, -1)
     with pytest.raises(CookbookError, match="leaves no training rows"):
         split_train_test(items, 100, seed=0)
 
@@ -198,3 +215,25 @@ def test_sample_is_what_the_generator_script_writes(tmp_path):
     script["main"](["x", str(out)])
     assert out.read_bytes() == sample_conversations_path().read_bytes()
     assert all("messages" in json.loads(line) for line in out.read_text().splitlines())
+
+
+def test_loss_reduction_mean_only_rescales_each_examples_weights(renderer):
+    convs = load_conversations(sample_conversations_path())[:12]
+    by_sum = ConversationDataset(convs, renderer, batch_size=4, max_length=40, loss_reduction="sum")
+    by_mean = ConversationDataset(convs, renderer, batch_size=4, max_length=40, loss_reduction="mean")
+    for i in range(len(by_sum)):
+        a, b = by_sum.build_batch(i), by_mean.build_batch(i)
+        assert a.stats == b.stats
+        for x, y in zip(a.datums, b.datums, strict=True):
+            assert x.model_input == y.model_input
+            assert x.loss_fn_inputs["target_tokens"].data == y.loss_fn_inputs["target_tokens"].data
+            w_sum = x.loss_fn_inputs["weights"].to_numpy()
+            w_mean = y.loss_fn_inputs["weights"].to_numpy()
+            assert set(np.unique(w_sum)) <= {0.0, 1.0}
+            assert w_mean.sum() == pytest.approx(1.0, rel=1e-6)
+            np.testing.assert_allclose(w_mean * w_sum.sum(), w_sum, rtol=1e-6)
+
+
+def test_an_unknown_loss_reduction_lists_the_valid_ones(renderer):
+    with pytest.raises(CookbookError, match="unknown loss_reduction value 'avg'.*mean, sum"):
+        ConversationDataset(conversations(2), renderer, batch_size=1, loss_reduction="avg")
