@@ -51,7 +51,8 @@ is_312() { "$1" -c 'import sys; assert sys.version_info[:2] >= (3, 12)' >/dev/nu
 find_python() {
   if [[ -n "${COOKBOOK_TINKER_LOCAL_PYTHON:-}" ]]; then
     is_312 "$COOKBOOK_TINKER_LOCAL_PYTHON" && { echo "$COOKBOOK_TINKER_LOCAL_PYTHON"; return; }
-    fail "COOKBOOK_TINKER_LOCAL_PYTHON=$COOKBOOK_TINKER_LOCAL_PYTHON is not a Python >= 3.12 (SkyRL 0.4 requires it)"
+    echo "tinker_local_server: COOKBOOK_TINKER_LOCAL_PYTHON=$COOKBOOK_TINKER_LOCAL_PYTHON is not a Python >= 3.12 (SkyRL 0.4 requires it)" >&2
+    return 1
   fi
   local candidates=() c
   command -v python3.12 >/dev/null 2>&1 && candidates+=("$(command -v python3.12)")  # a pyenv shim may not run
@@ -59,6 +60,7 @@ find_python() {
     while IFS= read -r c; do candidates+=("$c"); done < <(ls -d "$(pyenv root)"/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV)
   fi
   for c in "${candidates[@]}"; do is_312 "$c" && { echo "$c"; return; }; done
+  echo "tinker_local_server: SkyRL needs Python >= 3.12 and none was found (set COOKBOOK_TINKER_LOCAL_PYTHON=/path/to/python3.12)" >&2
   return 1
 }
 
@@ -68,7 +70,7 @@ setup_venv() {
     return
   fi
   local py
-  py="$(find_python)" || fail "SkyRL needs Python >= 3.12: none found (set COOKBOOK_TINKER_LOCAL_PYTHON=/path/to/python3.12)"
+  py="$(find_python)" || exit 1
   echo "tinker_local_server: installing $SKYRL_SPEC into $VENV (once; several minutes; log: $LOG)" >&2
   rm -rf "$VENV"
   "$py" -m venv "$VENV" >>"$LOG" 2>&1 || fail "creating the virtual environment $VENV with $py failed (see $LOG)"
