@@ -11,10 +11,18 @@ Before the SDK opens a session, one request checks that the service answers
 a refused or timed-out connection is retried a few times, each retry said on
 stderr, then fails in one line naming the URL; a rejected API key fails at
 once.
+
+Restoring a checkpoint into a new client takes one request on the current
+Tinker API (`create_training_client_from_state*`). Services that predate it
+(SkyRL's Tinker server 0.4, which `scripts/tinker_local_server.sh` runs) reject
+that request for its missing `model_id`; on those the engine creates a LoRA
+client of the checkpoint's base model and rank and makes loading the state its
+first request, the older API's way, said once on stderr.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -126,7 +134,7 @@ def check_service(
 
 @contextmanager
 def _sdk_errors(base_url: str) -> Iterator[None]:
-    """The SDK's connection and authentication errors as one-line CookbookErrors."""
+    """The SDK's connection, authentication and other refusals as one-line CookbookErrors."""
     import tinker
 
     try:
@@ -135,6 +143,43 @@ def _sdk_errors(base_url: str) -> Iterator[None]:
         raise CookbookError(_key_rejected(base_url, e.status_code, _detail(e.response))) from None
     except tinker.APIConnectionError as e:
         raise CookbookError(_unreachable(base_url, f"{type(e).__name__}: {e}", 1)) from None
+    except tinker.APIStatusError as e:
+        raise CookbookError(f"the Tinker service at {base_url} refused a request (HTTP {e.status_code}: {_detail(e.response)})") from None
+
+
+def _predates_one_request_restore(error: Exception) -> bool:
+    """The service's answer to a one-request restore is that of an older API:
+    HTTP 422 because the load request names no existing model (`model_id`)."""
+    import tinker
+
+    return isinstance(error, tinker.UnprocessableEntityError) and "model_id" in str(error)
+
+
+OLDER_RESTORE = (
+    "tinker: {url} restores checkpoints the older way (no one-request create_training_client_from_state); "
+    "creating a client of the checkpoint's shape and loading the state into it"
+)
+
+
+class _DropLoadStateDeprecation(logging.Filter):
+    """The SDK logs an error each time the older load is used; on a service that
+    only has that one, the engine has said why once already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("DEPRECATED: TrainingClient.load_state")
+
+
+@contextmanager
+def _older_load() -> Iterator[None]:
+    sdk_logger = logging.getLogger("tinker.lib.public_interfaces.training_client")
+    quiet = _DropLoadStateDeprecation()
+    sdk_logger.addFilter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        sdk_logger.removeFilter(quiet)
 
 
 def _tokenizer(base_model: str) -> Tokenizer:
@@ -235,21 +280,18 @@ class TinkerTrainingClient:
         return self.save_state(name, overwrite)
 
     # The SDK deprecates loading into a live client in favour of a new client
-    # created from the state; these swap to that client before returning.
-    @staticmethod
-    def _factory(with_optimizer: bool) -> str:
-        return "create_training_client_from_state" + ("_with_optimizer" if with_optimizer else "")
-
+    # created from the state; these swap to that client before returning (on a
+    # service of the older API, this client itself when it is still unused).
     def _reload(self, path: str, with_optimizer: bool) -> APIFuture[types.LoadWeightsResponse]:
         from tinker import types
 
-        self.inner = self._service._make(self._factory(with_optimizer), path)
+        self.inner = self._service._restore(path, with_optimizer, live=self.inner)
         return LocalFuture.completed(types.LoadWeightsResponse(path=path))
 
     async def _reload_async(self, path: str, with_optimizer: bool) -> APIFuture[types.LoadWeightsResponse]:
         from tinker import types
 
-        self.inner = await self._service._make_async(self._factory(with_optimizer), path)
+        self.inner = await self._service._restore_async(path, with_optimizer, live=self.inner)
         return LocalFuture.completed(types.LoadWeightsResponse(path=path))
 
     def load_state(self, path: str) -> APIFuture[types.LoadWeightsResponse]:
@@ -317,6 +359,7 @@ class TinkerServiceClient:
         check_service(self.base_url, key)
         with _sdk_errors(self.base_url):
             self.inner = tinker.ServiceClient(api_key=key, base_url=base_url, **options)
+        self._one_request_restore = True  # until the service answers like an older API
 
     def _make(self, factory: str, *args: Any, **kwargs: Any) -> Any:
         """The client an SDK factory makes, its errors as one-line CookbookErrors."""
@@ -365,17 +408,65 @@ class TinkerServiceClient:
             base = inner.get_info().model_data.model_name or ""
         return TinkerTrainingClient(self, inner, base)
 
+    @staticmethod
+    def _from_state_factory(with_optimizer: bool) -> str:
+        return "create_training_client_from_state" + ("_with_optimizer" if with_optimizer else "")
+
+    def _older_api(self) -> None:
+        self._one_request_restore = False
+        _say(OLDER_RESTORE.format(url=self.base_url))
+
+    def _shaped_like(self, path: str) -> Any:
+        """A new SDK LoRA client of the checkpoint's base model, rank and trained layers."""
+        info = self.inner.create_rest_client().get_weights_info_by_tinker_path(path).result()
+        layers = {k: v for k in ("train_mlp", "train_attn", "train_unembed") if (v := getattr(info, k, None)) is not None}
+        return _client(self.inner.create_lora_training_client(info.base_model, rank=info.lora_rank or 32, **layers))
+
+    def _restore(self, path: str, with_optimizer: bool, live: Any = None) -> Any:
+        """An SDK training client holding the state at `path`: made by the
+        one-request factory, or on a service of the older API, `live` (an unused
+        client) or a new one of the checkpoint's shape, whose first request loads it."""
+        with _sdk_errors(self.base_url):
+            if self._one_request_restore:
+                try:
+                    return _client(getattr(self.inner, self._from_state_factory(with_optimizer))(path))
+                except Exception as e:
+                    if not _predates_one_request_restore(e):
+                        raise
+                    self._older_api()
+            target = live if live is not None else self._shaped_like(path)
+            with _older_load():
+                (target.load_state_with_optimizer if with_optimizer else target.load_state)(path).result()
+            return target
+
+    async def _restore_async(self, path: str, with_optimizer: bool, live: Any = None) -> Any:
+        with _sdk_errors(self.base_url):
+            if self._one_request_restore:
+                try:
+                    return await _call_async(self.inner, self._from_state_factory(with_optimizer), path)
+                except Exception as e:
+                    if not _predates_one_request_restore(e):
+                        raise
+                    self._older_api()
+            import asyncio
+
+            target = live if live is not None else await asyncio.to_thread(self._shaped_like, path)
+            with _older_load():
+                future = (target.load_state_with_optimizer if with_optimizer else target.load_state)(path)
+            await future
+            return target
+
     def create_training_client_from_state(self, path: str) -> TinkerTrainingClient:
-        return self._wrap_from_state(self._make("create_training_client_from_state", path))
+        return self._wrap_from_state(self._restore(path, with_optimizer=False))
 
     async def create_training_client_from_state_async(self, path: str) -> TinkerTrainingClient:
-        return self._wrap_from_state(await self._make_async("create_training_client_from_state", path))
+        return self._wrap_from_state(await self._restore_async(path, with_optimizer=False))
 
     def create_training_client_from_state_with_optimizer(self, path: str) -> TinkerTrainingClient:
-        return self._wrap_from_state(self._make("create_training_client_from_state_with_optimizer", path))
+        return self._wrap_from_state(self._restore(path, with_optimizer=True))
 
     async def create_training_client_from_state_with_optimizer_async(self, path: str) -> TinkerTrainingClient:
-        return self._wrap_from_state(await self._make_async("create_training_client_from_state_with_optimizer", path))
+        return self._wrap_from_state(await self._restore_async(path, with_optimizer=True))
 
     def create_sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> TinkerSamplingClient:
         inner = self._make("create_sampling_client", model_path=model_path, base_model=base_model)
