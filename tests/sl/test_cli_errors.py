@@ -113,12 +113,15 @@ def test_defaults_follow_the_engine_and_the_model():
         return json.loads(result.output)
 
     tinker = dry("--engine", "tinker", "--renderer", "llama3")
-    assert tinker["model"] == "meta-llama/Llama-3.2-1B-Instruct" and tinker["learning_rate"] == 2e-4
+    # the llama3 family's rule (tinker-cookbook's get_lr): 5e-4 * (2000 / hidden size) ** 0.781 for LoRA
+    assert tinker["model"] == "meta-llama/Llama-3.2-1B-Instruct"
+    assert tinker["learning_rate"] == pytest.approx(5e-4 * (2000 / 2048) ** 0.781)
     assert dry("--engine", "tinker", "--renderer", "role_colon")["model"] == "meta-llama/Llama-3.2-1B"
     assert dry("--model", "meta-llama/Llama-3.1-8B-Instruct")["renderer"] == "llama3"
     assert dry("--model", "meta-llama/Llama-3.1-8B")["renderer"] == "role_colon"
     assert dry("--model", "random:small:llama3")["renderer"] == "llama3"
-    assert dry("--model", "meta-llama/Llama-3.1-8B-Instruct", "--lora-rank", "0")["learning_rate"] == 2e-5
+    full = dry("--model", "meta-llama/Llama-3.1-8B-Instruct", "--lora-rank", "0")["learning_rate"]
+    assert full == pytest.approx(5e-5 * (2000 / 4096) ** 0.781)
     jsonl = dry("--dataset", "examples/conversations.jsonl")["dataset"]
     assert jsonl == {"name": "conversations", "path": "examples/conversations.jsonl", "test_size": 0.1}
 
