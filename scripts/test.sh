@@ -2,8 +2,9 @@
 # The README's test command. Installs torch==2.13.0, cookbook with every extra
 # (local, dev, plot, trackers) and the first-party plugin packages (plugins/*, examples/*)
 # into the Python environment it runs in (use a fresh venv: see .ci/run), then
-# runs pytest under coverage, subprocesses included, and prints the total
-# coverage. Arguments go to pytest (e.g. `bash scripts/test.sh -x tests/sl`).
+# runs pytest (one worker per core, pytest-xdist) under coverage, subprocesses
+# included, and prints the total coverage. Arguments go to pytest (e.g.
+# `bash scripts/test.sh -x tests/sl`).
 #
 # CI=true is exported unless the caller sets CI, so that tests needing
 # ../shared fail instead of skipping when it is missing or incomplete: opt out
@@ -19,6 +20,14 @@ for p in examples/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); d
 # requirement to an editable install with extras given in the same call.
 python -m pip install -q -e ".[local,dev,plot,trackers]"
 python -m pip install -q "${plugin_args[@]}"
+# One pytest worker per core, at most 4 (each holds a torch process; the slow
+# tests are subprocess runs that parallelise well). COOKBOOK_TEST_WORKERS=N sets
+# the number; 0 or 1 runs the suite in one process.
+workers="${COOKBOOK_TEST_WORKERS:-$(nproc)}"
+[ "${COOKBOOK_TEST_WORKERS:-}" ] || [ "$workers" -le 4 ] || workers=4
+if [ "$workers" -gt 1 ]; then
+    set -- -n "$workers" "$@"
+fi
 if [ "${COOKBOOK_COVERAGE:-1}" = 0 ]; then
     exec python -m pytest -q "$@"
 fi

@@ -50,7 +50,7 @@ def fake_python(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_test_sh_sets_ci_unless_the_caller_does(fake_python) -> None:
-    proc, calls = fake_python("scripts/test.sh", "-x", "tests/sl")
+    proc, calls = fake_python("scripts/test.sh", "-x", "tests/sl", COOKBOOK_TEST_WORKERS="1")
     assert proc.returncode == 0, proc.stderr
     pytest_calls = [c for c in calls if "-m pytest" in c]
     assert pytest_calls == [pytest_calls[0]] and pytest_calls[0].startswith("CI=true ")
@@ -73,9 +73,23 @@ def test_test_sh_prints_the_coverage_total_then_pytests_closing_line(fake_python
 
 
 def test_test_sh_without_coverage(fake_python) -> None:
-    proc, calls = fake_python("scripts/test.sh", "-k", "x", COOKBOOK_COVERAGE="0")
+    proc, calls = fake_python("scripts/test.sh", "-k", "x", COOKBOOK_COVERAGE="0", COOKBOOK_TEST_WORKERS="0")
     assert proc.returncode == 0 and not any("coverage" in c for c in calls)
     assert [c for c in calls if "-m pytest" in c][0].endswith("-m pytest -q -k x")
+
+
+def test_test_sh_runs_one_worker_per_core_up_to_four(fake_python) -> None:
+    def pytest_call(**env: str) -> str:
+        proc, calls = fake_python("scripts/test.sh", "-k", "x", **env)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        return [c for c in calls if "-m pytest" in c][-1]
+
+    cores = min(4, len(os.sched_getaffinity(0)))
+    expected = f"-m pytest -q -n {cores} -k x" if cores > 1 else "-m pytest -q -k x"
+    assert pytest_call().endswith(expected)
+    assert pytest_call(COOKBOOK_TEST_WORKERS="3").endswith("-m pytest -q -n 3 -k x")
+    assert pytest_call(COOKBOOK_TEST_WORKERS="8").endswith("-m pytest -q -n 8 -k x")
+    assert pytest_call(COOKBOOK_TEST_WORKERS="1").endswith("-m pytest -q -k x")
 
 
 def test_ci_run_runs_the_test_command_in_a_fresh_venv(fake_python) -> None:
