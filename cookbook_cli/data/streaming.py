@@ -192,7 +192,11 @@ class StreamingConversationDataset:
         self._position = 0
 
     def _reopen(self) -> None:
-        stream = self.rows.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
+        # datasets feeds the buffer from up to 10 shards at once; for that it
+        # runs reader threads that sleep 5 s when the stream closes (for pyarrow's
+        # sake). One shard has nothing to interleave: read it without them.
+        shards = {} if self.rows.num_shards > 1 else {"max_buffer_input_shards": 1}
+        stream = self.rows.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer, **shards)
         stream.set_epoch(self.epoch_seed or 0)
         self._open = _Rows(stream, self.label)
         self._position = 0
@@ -282,7 +286,8 @@ def build_streaming(
     name = builder.describe()
     split = builder.train_split
     stream, exact = open_split(builder, split)
-    total = split_num_rows(builder, split, stream)
+    # Without a count, max_rows is one (a split shorter than it fails at the batch it runs out in).
+    total = split_num_rows(builder, split, stream) or builder.max_rows
     if total is None:
         raise CookbookError(
             f"dataset {name!r} split {split!r} does not say how many rows it has; "
