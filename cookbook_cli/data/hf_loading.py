@@ -55,12 +55,35 @@ def load_split(path: str, config_name: str | None, split: str, label: str | None
                     raise CookbookError(
                         f"cannot read {path!r}: give a .parquet, .json, .jsonl, .csv or .arrow file, or a dataset id"
                     )
+                if streaming and fmt == "parquet":
+                    return _stream_parquet(str(local), split)
                 return datasets.load_dataset(fmt, data_files={split: str(local)}, split=split, streaming=streaming)
             return datasets.load_dataset(str(local) if local.is_dir() else path, config_name, split=split, streaming=streaming)
     except CookbookError:
         raise
     except Exception as e:  # noqa: BLE001 - network, missing split, bad files: one line for the user
         raise CookbookError(f"cannot load dataset {label!r} split {split!r}: {first_line(e)}") from None
+
+
+def _parquet_rows(path: str) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=1024):
+        yield from batch.to_pylist()
+
+
+def _stream_parquet(path: str, split: str) -> Any:
+    """A local parquet file as a one-shard `IterableDataset` read by pyarrow's
+    own batch reader. datasets' parquet streaming (5.x) keeps Arrow buffers of
+    what it has read, so its memory grows with the rows read (~4 KB a row here);
+    this stays flat."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    features = datasets.Features.from_arrow_schema(pq.read_schema(path))
+    return datasets.IterableDataset.from_generator(
+        _parquet_rows, features=features, gen_kwargs={"path": path}, split=datasets.NamedSplit(split)
+    )
 
 
 def require_columns(ds: Any, columns: tuple[str, ...], label: str, split: str, hint: str = "") -> None:

@@ -130,6 +130,19 @@ def test_a_bad_row_after_the_first_chunk_fails_at_its_batch_naming_its_row(tmp_p
     assert "\n" not in str(e.value)
 
 
+def test_no_robots_streams_its_train_split_and_reads_its_test_split(tmp_path, renderer):
+    from cookbook_cli.data.builders import NoRobotsBuilder
+
+    folder = tmp_path / "no_robots"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [{"messages": messages(i), "category": "Chat"} for i in range(24)])
+    write_jsonl(folder / "test.jsonl", [{"messages": messages(i), "category": "Chat"} for i in range(100, 105)])
+    train, test = NoRobotsBuilder(path=str(folder), streaming=True, num_rows=24).build(renderer, 4, None, "all_assistant_messages")
+    assert len(train) == 6 and test is not None and len(test.conversations) == 5
+    assert test.conversations[0].messages[0]["content"] == "question 100?"
+    assert sum(len(train.get_batch(i)) for i in range(len(train))) == 24
+
+
 def test_the_in_memory_path_is_unchanged_by_the_new_fields(parquet, renderer):
     train, test = HfBuilder(path=str(parquet), test_size=8).build(renderer, 8, None, "all_assistant_messages", seed=3)
     assert type(train).__name__ == "ConversationDataset" and len(train.conversations) == ROWS - 8
