@@ -12,7 +12,8 @@ Built-ins:
   `FromConversationFileBuilder` splits it (shuffled with the seed, the first
   `test_size` rows held out);
 - `hf`: any Hugging Face dataset (Hub id, local folder, or a parquet/JSON/JSONL
-  file) with a messages column;
+  file) with a messages column; `streaming=true` reads it as a stream
+  (`data/streaming.py`) for datasets larger than memory;
 - `no_robots`: HuggingFaceH4/no_robots, the `hf` builder with its defaults.
 """
 
@@ -32,8 +33,12 @@ from cookbook_cli.errors import CookbookError
 from cookbook_cli.types import LossReduction
 
 if TYPE_CHECKING:
+    from cookbook_cli.data.streaming import StreamingConversationDataset
     from cookbook_cli.renderers.base import Renderer
     from cookbook_cli.types import TrainOnWhat
+
+    #: What `build` returns for training: rows in memory, or streamed.
+    SupervisedData = ConversationDataset | StreamingConversationDataset
 
 SAMPLE_FILE = "sample_conversations.jsonl"
 
@@ -62,7 +67,7 @@ class SupervisedDatasetBuilder:
         train_on_what: TrainOnWhat | str,
         seed: int = 0,
         loss_reduction: LossReduction | str = LossReduction.SUM,
-    ) -> tuple[ConversationDataset, ConversationDataset | None]:
+    ) -> tuple[SupervisedData, ConversationDataset | None]:
         """Train and test datasets; `load(seed)` gives the training rows in their
         shuffled order, and each epoch reshuffles them (`set_epoch`)."""
         train, test = self.load(seed)
@@ -127,9 +132,35 @@ class HfBuilder(SupervisedDatasetBuilder):
     test_size: float = chz.field(default=0.0, doc="held-out rows when there is no test split")
     messages_field: str = chz.field(default="messages", doc="column holding the list of messages")
     max_rows: int | None = chz.field(default=None, doc="use only the first N training rows")
+    streaming: bool = chz.field(
+        default=False,
+        doc="read the training split as a stream, each batch parsed and rendered when it is built (datasets larger than memory)",
+    )
+    shuffle_buffer: int = chz.field(
+        default=10_000,
+        doc="with streaming: rows held in the shuffle buffer (the order shuffles within this window of the split's order)",
+    )
+    num_rows: int | None = chz.field(
+        default=None, doc="with streaming: the training split's row count, when neither a parquet footer nor the dataset's info says it"
+    )
 
     def describe(self) -> str:
         return self.path + (f" ({self.config_name})" if self.config_name else "")
+
+    def build(
+        self,
+        renderer: Renderer,
+        batch_size: int,
+        max_length: int | None,
+        train_on_what: TrainOnWhat | str,
+        seed: int = 0,
+        loss_reduction: LossReduction | str = LossReduction.SUM,
+    ) -> tuple[SupervisedData, ConversationDataset | None]:
+        if not self.streaming:
+            return super().build(renderer, batch_size, max_length, train_on_what, seed, loss_reduction)
+        from cookbook_cli.data.streaming import build_streaming
+
+        return build_streaming(self, renderer, batch_size, max_length, train_on_what, seed, loss_reduction)
 
     def _conversations(self, split: str, limit: int | None = None) -> list[Conversation]:
         ds = load_split(self.path, self.config_name, split, self.describe())

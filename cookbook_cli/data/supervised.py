@@ -99,40 +99,38 @@ class SupervisedDataset:
         return self.build_batch(index).datums
 
 
-class ConversationDataset(SupervisedDataset):
-    """Conversations rendered with `renderer`; `train_on_what` picks the trained tokens."""
+class ConversationRendering:
+    """How conversations become Datums: the renderer, the trained tokens, the
+    length cap and the loss reduction. Shared by the in-memory
+    `ConversationDataset` and the streaming dataset (`data/streaming.py`), which
+    renders each batch's conversations only when the batch is built."""
 
     def __init__(
         self,
-        conversations: Sequence[Conversation],
         renderer: Renderer,
-        batch_size: int,
         max_length: int | None = None,
         train_on_what: TrainOnWhat | str = TrainOnWhat.ALL_ASSISTANT_MESSAGES,
-        seed: int = 0,
-        name: str = "dataset",
         loss_reduction: LossReduction | str = LossReduction.SUM,
     ) -> None:
         if max_length is not None and max_length < 2:
             raise CookbookError(f"max_length must be at least 2, got {max_length}")
-        self.conversations = list(conversations)
         self.renderer = renderer
         self.max_length = max_length
         self.train_on_what = TrainOnWhat.parse(train_on_what)
         self.loss_reduction = LossReduction.parse(loss_reduction)
-        self.name = name
-        super().__init__(len(self.conversations), batch_size, seed)
 
-    def _encoded(self, rows: Sequence[int]) -> list[tuple[list[int], list[float], list[int]]]:
-        """Per row: its tokens, and the weight and token count of each rendered piece.
-        All pieces of all rows are encoded in one batched tokenizer call."""
-        segments = []
-        for r in rows:
-            conv = self.conversations[r]
-            try:
-                segments.append(self.renderer.segments(conv.messages, self.train_on_what, conv.tools or None))
-            except CookbookError as e:
-                raise located(conv.source, e, f"{self.name} row {r}") from None
+    def segments(self, conv: Conversation, where: str) -> list[tuple[str, float]]:
+        """The rendered pieces of `conv`; a refusal names the conversation's
+        source (else `where`)."""
+        try:
+            return self.renderer.segments(conv.messages, self.train_on_what, conv.tools or None)
+        except CookbookError as e:
+            raise located(conv.source, e, where) from None
+
+    def encoded(self, items: Sequence[tuple[Conversation, str]]) -> list[tuple[list[int], list[float], list[int]]]:
+        """Per (conversation, where): its tokens, and the weight and token count
+        of each rendered piece. All pieces are encoded in one batched tokenizer call."""
+        segments = [self.segments(conv, where) for conv, where in items]
         encoded = self.renderer.encode_segments([text for segs in segments for text, _ in segs])
         out = []
         k = 0
@@ -146,27 +144,14 @@ class ConversationDataset(SupervisedDataset):
             out.append((tokens, [w for _, w in segs], lengths))
         return out
 
-    def tokens_and_weights(self, rows: Sequence[int]) -> list[tuple[list[int], list[float]]]:
-        """Rendered (tokens, weights) of the given rows.
-
-        Identical to `renderer.build_supervised_tokens` row by row: pieces are
-        encoded independently either way; only the tokenizer call is shared."""
-        out = []
-        for tokens, seg_weights, lengths in self._encoded(rows):
-            weights: list[float] = []
-            for w, n in zip(seg_weights, lengths):
-                weights.extend([w] * n)
-            out.append((tokens, weights))
-        return out
-
-    def build_rows(self, rows: Sequence[int]) -> SupervisedBatch:
-        """Datums of the given rows; identical to `datum_from_tokens_weights` on
-        `tokens_and_weights`, built with numpy instead of per-token Python."""
+    def build(self, items: Sequence[tuple[Conversation, str]]) -> SupervisedBatch:
+        """Datums of the given conversations; identical to `datum_from_tokens_weights`
+        on their rendered tokens and weights, built with numpy instead of per-token Python."""
         import numpy as np
 
         stats = BatchStats()
         datums = []
-        for tokens, seg_weights, lengths in self._encoded(rows):
+        for tokens, seg_weights, lengths in self.encoded(items):
             n = len(tokens)
             if self.max_length is not None and n > self.max_length:
                 stats.truncated += 1
@@ -193,6 +178,65 @@ class ConversationDataset(SupervisedDataset):
             datums.append(next_token_datum(tokens[:n], weights=weights))
         return SupervisedBatch(datums, stats)
 
+
+class ConversationDataset(SupervisedDataset):
+    """Conversations rendered with `renderer`; `train_on_what` picks the trained tokens."""
+
+    def __init__(
+        self,
+        conversations: Sequence[Conversation],
+        renderer: Renderer,
+        batch_size: int,
+        max_length: int | None = None,
+        train_on_what: TrainOnWhat | str = TrainOnWhat.ALL_ASSISTANT_MESSAGES,
+        seed: int = 0,
+        name: str = "dataset",
+        loss_reduction: LossReduction | str = LossReduction.SUM,
+    ) -> None:
+        self.rendering = ConversationRendering(renderer, max_length, train_on_what, loss_reduction)
+        self.conversations = list(conversations)
+        self.name = name
+        super().__init__(len(self.conversations), batch_size, seed)
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.rendering.renderer
+
+    @property
+    def max_length(self) -> int | None:
+        return self.rendering.max_length
+
+    @property
+    def train_on_what(self) -> TrainOnWhat:
+        return self.rendering.train_on_what
+
+    @property
+    def loss_reduction(self) -> LossReduction:
+        return self.rendering.loss_reduction
+
+    def _items(self, rows: Sequence[int]) -> list[tuple[Conversation, str]]:
+        return [(self.conversations[r], f"{self.name} row {r}") for r in rows]
+
+    def _encoded(self, rows: Sequence[int]) -> list[tuple[list[int], list[float], list[int]]]:
+        return self.rendering.encoded(self._items(rows))
+
+    def tokens_and_weights(self, rows: Sequence[int]) -> list[tuple[list[int], list[float]]]:
+        """Rendered (tokens, weights) of the given rows.
+
+        Identical to `renderer.build_supervised_tokens` row by row: pieces are
+        encoded independently either way; only the tokenizer call is shared."""
+        out = []
+        for tokens, seg_weights, lengths in self._encoded(rows):
+            weights: list[float] = []
+            for w, n in zip(seg_weights, lengths):
+                weights.extend([w] * n)
+            out.append((tokens, weights))
+        return out
+
+    def build_rows(self, rows: Sequence[int]) -> SupervisedBatch:
+        """Datums of the given rows (`ConversationRendering.build`)."""
+        return self.rendering.build(self._items(rows))
+
     def build_batch(self, index: int) -> SupervisedBatch:
         return self.build_rows(self.batch_indices(index))
 
@@ -207,10 +251,7 @@ class ConversationDataset(SupervisedDataset):
         so a usable dataset costs one chunk."""
         untrained = 0
         for r, conv in enumerate(self.conversations):
-            try:
-                segments = self.renderer.segments(conv.messages, self.train_on_what, conv.tools or None)
-            except CookbookError as e:
-                raise located(conv.source, e, f"{self.name} row {r}") from None
+            segments = self.rendering.segments(conv, f"{self.name} row {r}")
             if not any(w and text for text, w in segments):
                 untrained += 1
         if not require_trainable:

@@ -42,6 +42,7 @@ from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, 
 from cookbook_cli.types import LossReduction, TrainOnWhat
 
 if TYPE_CHECKING:
+    from cookbook_cli.data.builders import SupervisedData
     from cookbook_cli.data.supervised import BatchStats, ConversationDataset, SupervisedBatch
     from cookbook_cli.engines.protocol import APIFuture, ServiceClient, TrainingClient
     from cookbook_cli.renderers.base import Renderer
@@ -169,7 +170,7 @@ class _Step:
 # -- the loop ----------------------------------------------------------------------------------
 
 
-def prepare_data(cfg: SLConfig) -> tuple[Renderer, ConversationDataset, ConversationDataset | None, int]:
+def prepare_data(cfg: SLConfig) -> tuple[Renderer, SupervisedData, ConversationDataset | None, int]:
     """Everything checked before a model loads or a file is written: the
     renderer, both splits (loadable, expressible by the renderer, something to
     train) and the number of steps."""
@@ -187,10 +188,15 @@ def prepare_data(cfg: SLConfig) -> tuple[Renderer, ConversationDataset, Conversa
     return renderer, train_ds, test_ds, total_steps_of(cfg, len(train_ds))
 
 
-def check_renderer_can_express(renderer: Renderer, ds: ConversationDataset) -> None:
+def check_renderer_can_express(renderer: Renderer, ds: SupervisedData) -> None:
     """Tools or thinking in the data that the chat format cannot write fail now,
-    not at the step whose batch holds them."""
-    for row, conv in enumerate(ds.conversations):
+    not at the step whose batch holds them. A streamed dataset has no list of
+    conversations: it checks each row as it parses it (its first rows in
+    `validate`, before a model loads)."""
+    conversations = getattr(ds, "conversations", None)
+    if conversations is None:
+        return
+    for row, conv in enumerate(conversations):
         try:
             renderer.check_messages(conv.messages, conv.tools or None)
         except CookbookError as e:
