@@ -109,12 +109,19 @@ def test_ci_run_fails_when_pytest_fails_or_collects_nothing(fake_python, status:
 
 
 # -- what the command installs is there (in CI: or the run fails) -------------------------
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def _missing() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
-    # each extra's packages import under their distribution's name
     wanted = [r.split(">")[0].split("=")[0].split("[")[0].strip() for e in ("local", "dev", "plot") for r in extras[e]]
-    missing = [w for w in wanted if importlib.util.find_spec(w.replace("-", "_")) is None]
+    missing = [w for w in wanted if not _installed(w)]
     for pyproject in sorted([*ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("examples/*/pyproject.toml")]):
         name = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["name"]
         try:
