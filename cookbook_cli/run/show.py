@@ -15,7 +15,7 @@ from cookbook_cli.run.files import CHECKPOINTS, CONFIG, METRICS, read_jsonl
 #: Config fields shown first in a summary, when present.
 SUMMARY_KEYS = (
     "engine", "model", "renderer", "dataset", "env", "batch_size", "group_size", "groups_per_batch",
-    "learning_rate", "lr_schedule", "epochs", "max_steps", "lora_rank", "max_length", "loss", "beta", "reference", "init_from", "seed",
+    "learning_rate", "lr_schedule", "epochs", "max_steps", "lora_rank", "max_length", "loss_reduction", "loss", "beta", "reference", "init_from", "seed",
 )
 #: Curves shown when the run logged them: metric key -> label (sl: losses; rl: reward; dpo: loss, held-out accuracy and margin).
 CURVES = {
