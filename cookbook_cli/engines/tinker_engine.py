@@ -357,6 +357,7 @@ class TinkerServiceClient:
 
         self.base_url = resolve_base_url(base_url)
         check_service(self.base_url, key)
+        self._api_key = key
         with _sdk_errors(self.base_url):
             self.inner = tinker.ServiceClient(api_key=key, base_url=base_url, **options)
         self._one_request_restore = True  # until the service answers like an older API
@@ -418,7 +419,10 @@ class TinkerServiceClient:
 
     def _shaped_like(self, path: str) -> Any:
         """A new SDK LoRA client of the checkpoint's base model, rank and trained layers."""
-        info = self.inner.create_rest_client().get_weights_info_by_tinker_path(path).result()
+        import tinker
+
+        rest = tinker.RestClient(base_url=self.base_url, api_key=self._api_key)
+        info = rest.get_weights_info_by_tinker_path(path).result()
         layers = {k: v for k in ("train_mlp", "train_attn", "train_unembed") if (v := getattr(info, k, None)) is not None}
         return _client(self.inner.create_lora_training_client(info.base_model, rank=info.lora_rank or 32, **layers))
 

@@ -49,6 +49,9 @@ class Server:
     states: dict[str, tuple[float, dict[str, Any], str, int]] = field(default_factory=dict)  # w, Adam, base model, rank
     samplers: dict[str, tuple[float, str]] = field(default_factory=dict)  # w, base model
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    # A service of the older API (SkyRL's Tinker server 0.4): no one-request
+    # restore (its load request lacks a model_id: HTTP 422); loading into a live client works.
+    older_api: bool = False
     worker: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fake-tinker")
     )
@@ -196,13 +199,28 @@ class FakeTrainingClient:
         self.server.log("save_weights_for_sampler", name)
         return self.server.submit(self._save_for_sampler, name)
 
+    def _load(self, path: str, with_optimizer: bool) -> types.LoadWeightsResponse:
+        w, optimizer, _, _ = self.server.states[path]
+        with torch.no_grad():
+            self.w.fill_(w)
+        self.adam = torch.optim.Adam([self.w], lr=1e-3)
+        if with_optimizer:
+            self.adam.load_state_dict(copy.deepcopy(optimizer))
+        return types.LoadWeightsResponse(path=path)
+
+    def _older_load(self, path: str, with_optimizer: bool) -> AwaitableConcurrentFuture[types.LoadWeightsResponse]:
+        if not self.server.older_api:
+            raise AssertionError("the SDK deprecates load_state*; create a client from the state instead")
+        self.server.log("load_state" + ("_with_optimizer" if with_optimizer else ""), path)
+        return self.server.submit(self._load, path, with_optimizer)
+
     @DEPRECATED
     def load_state(self, path: str) -> AwaitableConcurrentFuture[types.LoadWeightsResponse]:
-        raise AssertionError("the SDK deprecates load_state; create a client from the state instead")
+        return self._older_load(path, False)
 
     @DEPRECATED
     def load_state_with_optimizer(self, path: str) -> AwaitableConcurrentFuture[types.LoadWeightsResponse]:
-        raise AssertionError("the SDK deprecates load_state_with_optimizer; create a client from the state instead")
+        return self._older_load(path, True)
 
     def _sampling_client(self, w: float) -> FakeSamplingClient:
         return FakeSamplingClient(self.server, w, self.base_model)
@@ -227,6 +245,19 @@ class FakeTrainingClient:
         return types.GetInfoResponse(
             model_id=f"fake-{id(self)}", model_data=types.ModelData(model_name=self.base_model), is_lora=True, lora_rank=self.rank
         )
+
+
+class FakeRestClient:
+    """Stands in for `tinker.RestClient(base_url=..., api_key=...)`, over the service's server."""
+
+    def __init__(self, _holder: Any = None, *, base_url: str | None = None, api_key: str | None = None) -> None:
+        self.server = FakeServiceClient.server
+        self.server.log("RestClient", base_url)
+
+    def get_weights_info_by_tinker_path(self, tinker_path: str) -> AwaitableConcurrentFuture[types.WeightsInfoResponse]:
+        _, _, base_model, rank = self.server.states[tinker_path]
+        info = types.WeightsInfoResponse(base_model=base_model, is_lora=True, lora_rank=rank)
+        return self.server.submit(lambda: info)
 
 
 class FakeServiceClient:
@@ -263,6 +294,14 @@ class FakeServiceClient:
         return await self.create_lora_training_client(base_model, rank, seed)
 
     def _from_state(self, path: str, with_optimizer: bool) -> FakeTrainingClient:
+        if self.server.older_api:
+            import httpx
+            import tinker
+
+            request = httpx.Request("POST", "http://fake/api/v1/load_weights")
+            raise tinker.UnprocessableEntityError(
+                "Error code: 422 - field required: model_id", response=httpx.Response(422, request=request), body=None
+            )
         w, optimizer, base_model, rank = self.server.states[path]
         return FakeTrainingClient(self.server, base_model, rank, w, optimizer if with_optimizer else None)
 
@@ -292,4 +331,9 @@ class FakeServiceClient:
         return await self.create_sampling_client(model_path, base_model)
 
 
-FAKE_CLASSES = {"ServiceClient": FakeServiceClient, "TrainingClient": FakeTrainingClient, "SamplingClient": FakeSamplingClient}
+FAKE_CLASSES = {
+    "ServiceClient": FakeServiceClient,
+    "TrainingClient": FakeTrainingClient,
+    "SamplingClient": FakeSamplingClient,
+    "RestClient": FakeRestClient,
+}

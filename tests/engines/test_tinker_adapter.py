@@ -43,6 +43,7 @@ def service(monkeypatch):
 
     server = fake.FakeServiceClient.fresh()
     monkeypatch.setattr(tinker, "ServiceClient", fake.FakeServiceClient)
+    monkeypatch.setattr(tinker, "RestClient", fake.FakeRestClient)
     from cookbook_cli.engines.tinker_engine import TinkerServiceClient
 
     with tinker_http.answering(200) as (url, seen):
@@ -178,6 +179,62 @@ def test_save_and_load_state(service):
         assert isinstance(tc2, TrainingClient) and tc2.get_base_model() == BASE
         tc2.forward_backward([datum()], "cross_entropy")
         assert tc2.optim_step(adam()).result().metrics["w"] == pytest.approx(expected)
+
+
+def test_a_service_of_the_older_api_restores_into_a_client_of_the_checkpoints_shape(service, capsys):
+    """SkyRL's Tinker server 0.4 answers the one-request restore with HTTP 422
+    (no model_id): the engine says so once, then makes a LoRA client of the
+    checkpoint's base model and rank and loads the state as its first request;
+    the restored clients step exactly like the current API's."""
+    svc, server = service
+    tc = svc.create_lora_training_client(BASE, rank=8)
+    for _ in range(3):
+        tc.forward_backward([datum()], "cross_entropy")
+        tc.optim_step(adam())
+    path = tc.save_state("step3").result().path
+
+    def next_w(client) -> float:  # type: ignore[no-untyped-def]
+        assert client.get_base_model() == BASE
+        client.forward_backward([datum()], "cross_entropy")
+        return client.optim_step(adam()).result().metrics["w"]
+
+    expected = [next_w(svc.create_training_client_from_state(path)), next_w(svc.create_training_client_from_state_with_optimizer(path))]
+    server.older_api = True
+    got = [next_w(svc.create_training_client_from_state(path)), next_w(svc.create_training_client_from_state_with_optimizer(path))]
+    assert got == pytest.approx(expected) and expected[0] != pytest.approx(expected[1])
+    err = capsys.readouterr().err
+    assert err.count("restores checkpoints the older way") == 1 and "Traceback" not in err
+    shaped = [c for c in server.calls if c[0] == "create_lora_training_client"][-2:]
+    assert [c[1][:2] for c in shaped] == [(BASE, 8), (BASE, 8)]  # the checkpoint's shape
+    # a live, unused client (a resumed run's) is itself loaded: no extra client
+    live = svc.create_lora_training_client(BASE, rank=8)
+    before = len([c for c in server.calls if c[0] == "create_lora_training_client"])
+    assert live.load_state_with_optimizer(path).result().path == path
+    assert len([c for c in server.calls if c[0] == "create_lora_training_client"]) == before
+    assert next_w(live) == pytest.approx(expected[1])
+
+    async def restored_async() -> list[float]:
+        return [
+            next_w(await svc.create_training_client_from_state_async(path)),
+            next_w(await svc.create_training_client_from_state_with_optimizer_async(path)),
+        ]
+
+    assert asyncio.run(restored_async()) == pytest.approx(expected)
+
+
+def test_any_other_refusal_from_a_client_factory_is_one_line(service, monkeypatch):
+    import httpx
+    import tinker
+
+    svc, _ = service
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        request = httpx.Request("POST", "http://fake/api/v1/create_model")
+        raise tinker.BadRequestError("Error code: 400 - rank too large", response=httpx.Response(400, request=request), body=None)
+
+    monkeypatch.setattr(fake.FakeServiceClient, "create_lora_training_client", refuse)
+    with pytest.raises(CookbookError, match=r"refused a request \(HTTP 400"):
+        svc.create_lora_training_client(BASE, rank=8)
 
 
 def test_sampling_clients(service):
