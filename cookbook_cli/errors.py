@@ -14,6 +14,12 @@ class CookbookError(Exception):
     """An error caused by input or environment, explained in one line."""
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), for a one-line error."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class UnknownNameError(CookbookError, KeyError):
     """A name that no plugin registered; the message suggests close matches."""
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cookbook_cli.errors import CookbookError
+from cookbook_cli.errors import CookbookError, first_line
 
 FILE_FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv", ".arrow": "arrow"}
 
@@ -28,12 +28,6 @@ def quiet_datasets() -> Iterator[None]:
         yield
     finally:
         log.setLevel(level)
-
-
-def first_line(e: BaseException) -> str:
-    """The first line of an exception's message (its type when it has none)."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def load_split(path: str, config_name: str | None, split: str, label: str | None = None, streaming: bool = False) -> Any:

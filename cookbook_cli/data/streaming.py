@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.conversations import Conversation, located, parse_conversation
-from cookbook_cli.data.hf_loading import first_line, load_split, quiet_datasets, require_columns
+from cookbook_cli.data.hf_loading import load_split, quiet_datasets, require_columns
 from cookbook_cli.data.supervised import ConversationDataset, ConversationRendering, SupervisedBatch
-from cookbook_cli.errors import CookbookError
+from cookbook_cli.errors import CookbookError, first_line
 
 if TYPE_CHECKING:
     import tinker.types

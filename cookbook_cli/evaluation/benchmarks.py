@@ -29,7 +29,7 @@ from typing import Any
 
 import chz
 
-from cookbook_cli.errors import CookbookError
+from cookbook_cli.errors import CookbookError, first_line
 from cookbook_cli.evaluation.base import EvalContext, Evaluator, Example, check_pass_k, pass_at_k
 from cookbook_cli.evaluation.graders import extract_letter, first_integer_matches, numbers_match, option_letters
 from cookbook_cli.types import Message, text_of
@@ -117,8 +117,7 @@ def load_rows(path: str, name: str | None, split: str) -> list[dict[str, Any]]:
     except CookbookError:
         raise
     except Exception as e:  # noqa: BLE001 - network, hub and format errors of every kind become one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CookbookError(f"cannot load benchmark data {path!r} (name={name}, split={split}): {first}") from None
+        raise CookbookError(f"cannot load benchmark data {path!r} (name={name}, split={split}): {first_line(e)}") from None
     return [dict(r) for r in ds]
 
 

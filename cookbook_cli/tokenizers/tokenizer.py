@@ -53,14 +53,13 @@ class Tokenizer:
     def from_file(cls, tokenizer_json: Path, source: str | None = None) -> Tokenizer:
         """Load `tokenizer.json` with the `tokenizer_config.json` and
         `chat_template.jinja` that sit beside it, if any."""
-        from cookbook_cli.errors import CookbookError
+        from cookbook_cli.errors import CookbookError, first_line
 
         try:
             hf = tokenizers.Tokenizer.from_file(str(tokenizer_json))
         except Exception as e:  # noqa: BLE001 - the Rust loader raises a bare Exception for any bad file
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CookbookError(
-                f"cannot load tokenizer {str(tokenizer_json)!r}: {reason}; "
+                f"cannot load tokenizer {str(tokenizer_json)!r}: {first_line(e)}; "
                 "it must be a Hugging Face tokenizer.json (re-download or re-save it)"
             ) from None
         folder = tokenizer_json.parent

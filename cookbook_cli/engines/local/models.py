@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.engines.local.shapes import is_random_model, parse_random_model
-from cookbook_cli.errors import CookbookError
+from cookbook_cli.errors import CookbookError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -90,8 +90,7 @@ def _load_pretrained(source: str, dtype: torch.dtype, cache_dir: str | None, att
             source, dtype=dtype, cache_dir=cache_dir, local_files_only=_offline() or Path(source).is_dir(), **extra
         )
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CookbookError(f"cannot load model {source!r}: {first}") from None
+        raise CookbookError(f"cannot load model {source!r}: {first_line(e)}") from None
 
 
 def _hub_tokenizer(repo_id: str, cache_dir: str | None) -> Tokenizer:
