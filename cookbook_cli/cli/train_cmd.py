@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -102,6 +103,41 @@ def option_names(ctx: typer.Context) -> list[str]:
     return [o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
 
 
+def configure_and_train(
+    ctx: typer.Context,
+    recipe: Any,
+    config_class: type,
+    options: dict[str, Any],
+    mode: str,
+    log_to: str | None,
+    dry_run: bool,
+    rewrite_words: Callable[[list[str]], list[str]] | None = None,
+) -> tuple[Any, Any] | None:
+    """What every train command does with its options: the config (options,
+    then the trailing config words and logger options), and either the resolved
+    config printed (--dry-run: None) or the recipe's `train` run on it ((config, result))."""
+    from cookbook_cli.config import make_config, print_dry_run
+
+    names, logger_options, words = trackers(log_to, ctx.args)
+    config = make_config(config_class, options, rewrite_words(words) if rewrite_words else words, option_names(ctx))
+    if dry_run:
+        print_dry_run(recipe.config_json(recipe.resolve(config)))
+        return None
+    return config, recipe.train(config, if_exists=mode, argv=sys.argv, log_to=names, logger_options=logger_options)
+
+
+def run_footer(result: Any, transcripts: bool | None = None) -> None:
+    """The closing lines of every train command: the final weights, the run
+    directory, how to see its curves and, for a recipe that keeps transcripts
+    (`transcripts` not None: rl, distill), where they are when it wrote them."""
+    width = len("curves:     ") if transcripts is None else len("transcripts: ")
+    _weights_line(result)
+    typer.echo(f"Log directory: {result.log_dir.resolve()}")
+    typer.echo(f"  {'curves:'.ljust(width)}cookbook runs show {result.log_dir}")
+    if transcripts:
+        typer.echo(f"  {'transcripts:'.ljust(width)}{result.log_dir / 'transcripts'}")
+
+
 def dataset_options(value: str | None, jsonl: str = "conversations", other_files: str | None = "hf") -> dict[str, Any]:
     """--dataset: a registered builder name, or a file: a .jsonl for the `jsonl`
     builder (conversations for sl, comparisons for dpo), any other data file or
@@ -164,22 +200,17 @@ def sl(
     Options first, then any config field as key=value (nested: a.b=value), e.g.
     `cookbook train sl --renderer llama3 lr_schedule=cosine adam.beta2=0.99 dataset.test_size=50`.
     """
-    from cookbook_cli.config import make_config, print_dry_run
-    from cookbook_cli.recipes.sl import SLConfig, config_json, resolve, train
+    from cookbook_cli.recipes import sl as recipe
 
     mode = if_exists_mode(if_exists)
     options = epoch_options(renderer, model, engine, log_dir, batch_size, lr, epochs, max_length, lora_rank, eval_every, save_every, max_steps)
     options.update(dataset_options(dataset))
-    names, logger_options, words = trackers(log_to, ctx.args)
-    config = make_config(SLConfig, options, words, option_names(ctx))
-    if dry_run:
-        print_dry_run(config_json(resolve(config)))
-        return
-    result = train(config, if_exists=mode, argv=sys.argv, log_to=names, logger_options=logger_options)
-    _summary(result, config)
+    ran = configure_and_train(ctx, recipe, recipe.SLConfig, options, mode, log_to, dry_run)
+    if ran is not None:
+        _summary(ran[1])
 
 
-def _summary(result: Any, config: Any) -> None:
+def _summary(result: Any) -> None:
     def change(a: float | None, b: float | None) -> str:
         if a is None or b is None:
             return "n/a"
@@ -193,9 +224,7 @@ def _summary(result: Any, config: Any) -> None:
         typer.echo(f"  test NLL    {change(result.first_test_nll, result.final_test_nll)}")
     if result.truncated:
         typer.echo(f"  {result.truncated} examples were truncated to max_length")
-    _weights_line(result)
-    typer.echo(f"Log directory: {result.log_dir.resolve()}")
-    typer.echo(f"  curves:     cookbook runs show {result.log_dir}")
+    run_footer(result)
 
 
 def _weights_line(result: Any) -> None:
@@ -253,9 +282,8 @@ def rl(
     """
     import chz
 
-    from cookbook_cli.config import make_config, print_dry_run
     from cookbook_cli.plugins import registry
-    from cookbook_cli.recipes.rl import RLConfig, config_json, resolve, train
+    from cookbook_cli.recipes import rl as recipe
 
     mode = if_exists_mode(if_exists)
     registry.envs.get(env)  # unknown names: suggestions and how to list them
@@ -274,21 +302,16 @@ def rl(
         "lora_rank": lora_rank,
         "save_every": save_every,
     }
-    names, logger_options, words = trackers(log_to, ctx.args)
-    config = make_config(RLConfig, options, words, option_names(ctx))
-    if dry_run:
-        print_dry_run(config_json(resolve(config)))
+    ran = configure_and_train(ctx, recipe, recipe.RLConfig, options, mode, log_to, dry_run)
+    if ran is None:
         return
-    result = train(config, if_exists=mode, argv=sys.argv, log_to=names, logger_options=logger_options)
+    config, result = ran
     rewards = result.rewards()
     mode_text = "synchronous" if config.max_steps_off_policy == 0 else f"asynchronous, <= {config.max_steps_off_policy} steps off-policy"
     typer.echo(f"Done: {result.steps_done - result.start_step} steps in {result.elapsed:.0f}s ({mode_text})")
     if rewards:
         typer.echo(f"  mean reward {rewards[0]:.3f} -> {rewards[-1]:.3f}")
-    _weights_line(result)
-    typer.echo(f"Log directory: {result.log_dir.resolve()}")
-    typer.echo(f"  curves:      cookbook runs show {result.log_dir}")
-    typer.echo(f"  transcripts: {result.log_dir / 'transcripts'}")
+    run_footer(result, transcripts=True)
 
 
 # -- dpo -----------------------------------------------------------------------------------
@@ -333,27 +356,22 @@ def dpo(
     Options first, then any config field as key=value (nested: a.b=value), e.g.
     `cookbook train dpo --beta 0.2 dataset.test_size=30 adam.beta2=0.99`.
     """
-    from cookbook_cli.config import make_config, print_dry_run
-    from cookbook_cli.recipes.dpo import DPOConfig, config_json, resolve, train
+    from cookbook_cli.recipes import dpo as recipe
 
     mode = if_exists_mode(if_exists)
     options = epoch_options(renderer, model, engine, log_dir, batch_size, lr, epochs, max_length, lora_rank, eval_every, save_every, max_steps)
     options.update(beta=beta, reference=reference, init_from=init_from, **dataset_options(dataset, jsonl="comparisons", other_files=None))
-    names, logger_options, words = trackers(log_to, ctx.args)
-    config = make_config(DPOConfig, options, words, option_names(ctx))
-    if dry_run:
-        print_dry_run(config_json(resolve(config)))
+    ran = configure_and_train(ctx, recipe, recipe.DPOConfig, options, mode, log_to, dry_run)
+    if ran is None:
         return
-    result = train(config, if_exists=mode, argv=sys.argv, log_to=names, logger_options=logger_options)
+    result = ran[1]
     done = result.total_steps - result.start_step
     typer.echo(f"Done: {done} steps in {result.elapsed:.0f}s" + (f" (resumed at step {result.start_step})" if result.start_step else ""))
     first, final = result.first_eval, result.final_eval
     if final:
         typer.echo(f"  test accuracy {first.get('test/accuracy', float('nan')):.3f} -> {final['test/accuracy']:.3f}")
         typer.echo(f"  test margin   {first.get('test/margin', float('nan')):.4g} -> {final['test/margin']:.4g}")
-    _weights_line(result)
-    typer.echo(f"Log directory: {result.log_dir.resolve()}")
-    typer.echo(f"  curves:     cookbook runs show {result.log_dir}")
+    run_footer(result)
 
 
 # -- distill -------------------------------------------------------------------------------
@@ -428,10 +446,9 @@ def distill(
     """
     import chz
 
-    from cookbook_cli.config import make_config, print_dry_run
     from cookbook_cli.errors import CookbookError
     from cookbook_cli.plugins import registry
-    from cookbook_cli.recipes.distill import DistillConfig, config_json, resolve, train
+    from cookbook_cli.recipes import distill as recipe
 
     mode_value = if_exists_mode(if_exists)
     given = [name for name, value in (("--prompts", prompts), ("--dataset", dataset), ("--env", env)) if value is not None]
@@ -464,12 +481,12 @@ def distill(
         "lora_rank": lora_rank,
         "save_every": save_every,
     }
-    names, logger_options, words = trackers(log_to, ctx.args)
-    config = make_config(DistillConfig, options, _first_teacher_words(words), option_names(ctx))
-    if dry_run:
-        print_dry_run(config_json(resolve(config)))
+    ran = configure_and_train(
+        ctx, recipe, recipe.DistillConfig, options, mode_value, log_to, dry_run, rewrite_words=_first_teacher_words
+    )
+    if ran is None:
         return
-    result = train(config, if_exists=mode_value, argv=sys.argv, log_to=names, logger_options=logger_options)
+    config, result = ran
     kl = result.series("teacher_kl")
     how = "off-policy" if result.mode == "off_policy" else (
         "on-policy, synchronous" if config.max_steps_off_policy == 0 else f"on-policy, asynchronous, <= {config.max_steps_off_policy} steps off-policy"
@@ -477,8 +494,4 @@ def distill(
     typer.echo(f"Done: {result.steps_done - result.start_step} steps in {result.elapsed:.0f}s ({how})")
     if kl:
         typer.echo(f"  teacher KL  {kl[0]:.3f} -> {kl[-1]:.3f}" + (f" ({(kl[-1] - kl[0]) / kl[0] * 100:+.0f}%)" if kl[0] else ""))
-    _weights_line(result)
-    typer.echo(f"Log directory: {result.log_dir.resolve()}")
-    typer.echo(f"  curves:      cookbook runs show {result.log_dir}")
-    if result.mode == "on_policy":
-        typer.echo(f"  transcripts: {result.log_dir / 'transcripts'}")
+    run_footer(result, transcripts=result.mode == "on_policy")
