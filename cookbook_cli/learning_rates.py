@@ -52,9 +52,9 @@ def _config_hidden_size(folder: Path) -> int | None:
 
 
 def _cached_config_folder(model: str) -> Path | None:
-    from cookbook_cli.models import hf_cache_dir
+    from cookbook_cli.models import hf_cache_model_dir
 
-    snapshots = hf_cache_dir() / f"models--{model.replace('/', '--')}" / "snapshots"
+    snapshots = hf_cache_model_dir(model) / "snapshots"
     try:
         return next((s for s in sorted(snapshots.iterdir()) if (s / "config.json").is_file()), None)
     except OSError:

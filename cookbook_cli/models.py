@@ -52,9 +52,6 @@ class ModelInfo:
     other_renderers: tuple[str, ...]
     known: bool = True  # see the module docstring
     closest: str | None = None  # for an unknown name: the closest known model, if any is close
-    lora_learning_rate: float | None = None  # the default peak rate (learning_rates)
-    full_learning_rate: float | None = None
-    learning_rate_rule: str | None = None
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -69,10 +66,15 @@ def hf_cache_dir() -> Path:
     return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
 
 
+def hf_cache_model_dir(name: str) -> Path:
+    """Where the Hugging Face cache keeps repo `name` (its snapshots/ hold the files)."""
+    return hf_cache_dir() / f"models--{name.replace('/', '--')}"
+
+
 def is_local_model(name: str) -> bool:
     """A model folder, or a model in the Hugging Face cache (no network)."""
     try:
-        return Path(name).expanduser().is_dir() or (hf_cache_dir() / f"models--{name.replace('/', '--')}").is_dir()
+        return Path(name).expanduser().is_dir() or hf_cache_model_dir(name).is_dir()
     except OSError:  # a name too long for a path, say
         return False
 
@@ -109,9 +111,7 @@ def family_of(name: str) -> tuple[str, ModelFamily]:
 
 
 def model_info(name: str) -> ModelInfo:
-    """Family, recommended renderer, tokenizer source and default learning rate
-    of a model or family name."""
-    from cookbook_cli.learning_rates import learning_rate_default
+    """Family, recommended renderer and tokenizer source of a model or family name."""
     from cookbook_cli.plugins import registry
 
     fam_name, entry = _family_entry(name)
@@ -122,7 +122,6 @@ def model_info(name: str) -> ModelInfo:
     renderer = fam.base_renderer if base and fam.base_renderer else fam.renderer
     model_name = fam.models[0] if is_family and fam.models else name
     known = is_family or name.lower() in {m.lower() for m in listed} or is_local_model(name)
-    lr = learning_rate_default(model_name)
     return ModelInfo(
         name=model_name,
         family=fam_name,
@@ -134,9 +133,6 @@ def model_info(name: str) -> ModelInfo:
         other_renderers=tuple(r for r in (fam.renderer, *fam.other_renderers) if r != renderer),
         known=known,
         closest=None if known else closest_model(name, list(fam.models) or listed),
-        lora_learning_rate=lr.lora,
-        full_learning_rate=lr.full,
-        learning_rate_rule=lr.rule,
     )
 
 

@@ -49,11 +49,13 @@ def info(
     from dataclasses import asdict
 
     from cookbook_cli.cli.output import print_json
+    from cookbook_cli.learning_rates import learning_rate_default
     from cookbook_cli.models import model_info
 
     mi = model_info(name)
+    lr = learning_rate_default(mi.name)
     if as_json:
-        print_json(asdict(mi))
+        print_json({**asdict(mi), "lora_learning_rate": lr.lora, "full_learning_rate": lr.full, "learning_rate_rule": lr.rule})
         return
     if mi.known:
         typer.echo(f"model:      {mi.name}")
@@ -69,6 +71,5 @@ def info(
     typer.echo(f"{indent}kind:       {'chat' if mi.chat else 'base'}")
     if mi.context_length:
         typer.echo(f"{indent}context:    {mi.context_length} tokens")
-    if mi.lora_learning_rate is not None and mi.full_learning_rate is not None:
-        typer.echo(f"{indent}learning rate: {mi.lora_learning_rate:.3g} LoRA, {mi.full_learning_rate:.3g} full fine-tuning")
-        typer.echo(f"{indent}  rule:     {mi.learning_rate_rule}")
+    typer.echo(f"{indent}learning rate: {lr.lora:.3g} LoRA, {lr.full:.3g} full fine-tuning")
+    typer.echo(f"{indent}  rule:     {lr.rule}")
