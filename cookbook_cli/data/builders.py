@@ -27,7 +27,6 @@ import chz
 
 from cookbook_cli.conversations import Conversation, load_conversations, parse_conversation
 from cookbook_cli.data.hf_loading import load_split, require_columns
-from cookbook_cli.data.order import shuffled_order
 from cookbook_cli.data.supervised import ConversationDataset, split_train_test
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.types import LossReduction
@@ -177,7 +176,7 @@ class HfBuilder(SupervisedDatasetBuilder):
         _check_test_size(self.test_size)
         train = self._conversations(self.train_split, self.max_rows)
         if self.test_split:
-            return [train[i] for i in shuffled_order(len(train), seed)], self._conversations(self.test_split)
+            return split_train_test(train, 0, seed)[0], self._conversations(self.test_split)
         return split_train_test(train, _as_count_or_fraction(self.test_size), seed)
 
 

@@ -73,15 +73,17 @@ class SupervisedDataset:
         self.num_rows = num_rows
         self.batch_size = batch_size
         self.seed = seed
-        self._order: list[int] = list(range(num_rows))
-        self.epoch_seed: int | None = None
+        self._order: list[int] | None = None  # made when a batch is first asked for
+        self.epoch_seed = 0
         self.set_epoch(0)
 
     def set_epoch(self, seed: int = 0) -> None:
         """Reshuffle: the row order is `datasets`' shuffle of the rows with `seed`
-        (the dataset's own seed already chose the rows' order in the split)."""
+        (the dataset's own seed already chose the rows' order in the split). It
+        is made on the first `batch_indices`, so a dataset only rendered in file
+        order (a test split, a preference dataset's sides) never shuffles."""
         self.epoch_seed = seed
-        self._order = shuffled_order(self.num_rows, seed)
+        self._order = None
 
     def __len__(self) -> int:
         return self.num_rows // self.batch_size
@@ -90,6 +92,8 @@ class SupervisedDataset:
         """Row indices of batch `index` in the current epoch's order."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range (dataset has {len(self)} batches)")
+        if self._order is None:
+            self._order = shuffled_order(self.num_rows, self.epoch_seed)
         return self._order[index * self.batch_size : (index + 1) * self.batch_size]
 
     def build_batch(self, index: int) -> SupervisedBatch:
