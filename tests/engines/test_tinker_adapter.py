@@ -148,15 +148,20 @@ def test_custom_loss_trains_like_the_builtin(service):
     assert w_builtin == pytest.approx(w_custom) and w_builtin != pytest.approx(expected_logprobs(0.5))
 
 
-def test_save_and_load_state(service):
-    """load_state restores the saved weights with a fresh optimizer,
-    load_state_with_optimizer with the saved Adam moments: their next steps differ."""
-    svc, _ = service
+def trained_three_steps_and_saved(svc):  # type: ignore[no-untyped-def]
+    """(a LoRA client after three steps, the path of its state saved as 'step3')."""
     tc = svc.create_lora_training_client(BASE, rank=8)
     for _ in range(3):
         tc.forward_backward([datum()], "cross_entropy")
         tc.optim_step(adam())
-    path = tc.save_state("step3").result().path
+    return tc, tc.save_state("step3").result().path
+
+
+def test_save_and_load_state(service):
+    """load_state restores the saved weights with a fresh optimizer,
+    load_state_with_optimizer with the saved Adam moments: their next steps differ."""
+    svc, _ = service
+    tc, path = trained_three_steps_and_saved(svc)
     saved = tc.forward([datum()], "cross_entropy").result().loss_fn_outputs[0]["logprobs"].tolist()
     with pytest.raises(ValueError, match="exists"):
         tc.save_state("step3").result()
@@ -187,11 +192,7 @@ def test_a_service_of_the_older_api_restores_into_a_client_of_the_checkpoints_sh
     checkpoint's base model and rank and loads the state as its first request;
     the restored clients step exactly like the current API's."""
     svc, server = service
-    tc = svc.create_lora_training_client(BASE, rank=8)
-    for _ in range(3):
-        tc.forward_backward([datum()], "cross_entropy")
-        tc.optim_step(adam())
-    path = tc.save_state("step3").result().path
+    _, path = trained_three_steps_and_saved(svc)
 
     def next_w(client) -> float:  # type: ignore[no-untyped-def]
         assert client.get_base_model() == BASE
