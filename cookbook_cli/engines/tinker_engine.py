@@ -169,15 +169,16 @@ class _DropLoadStateDeprecation(logging.Filter):
         return not str(record.msg).startswith("DEPRECATED: TrainingClient.load_state")
 
 
-@contextmanager
-def _older_load() -> Iterator[None]:
+def _load_the_older_way(client: Any, path: str, with_optimizer: bool) -> Any:
+    """The SDK future of loading `path` into a live SDK training client (the
+    older API's restore), without the SDK's deprecation warning and log line."""
     sdk_logger = logging.getLogger("tinker.lib.public_interfaces.training_client")
     quiet = _DropLoadStateDeprecation()
     sdk_logger.addFilter(quiet)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            yield
+            return (client.load_state_with_optimizer if with_optimizer else client.load_state)(path)
     finally:
         sdk_logger.removeFilter(quiet)
 
@@ -439,8 +440,7 @@ class TinkerServiceClient:
                         raise
                     self._older_api()
             target = live if live is not None else self._shaped_like(path)
-            with _older_load():
-                (target.load_state_with_optimizer if with_optimizer else target.load_state)(path).result()
+            _load_the_older_way(target, path, with_optimizer).result()
             return target
 
     async def _restore_async(self, path: str, with_optimizer: bool, live: Any = None) -> Any:
@@ -455,9 +455,7 @@ class TinkerServiceClient:
             import asyncio
 
             target = live if live is not None else await asyncio.to_thread(self._shaped_like, path)
-            with _older_load():
-                future = (target.load_state_with_optimizer if with_optimizer else target.load_state)(path)
-            await future
+            await _load_the_older_way(target, path, with_optimizer)
             return target
 
     def create_training_client_from_state(self, path: str) -> TinkerTrainingClient:
