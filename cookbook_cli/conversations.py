@@ -86,6 +86,12 @@ def iter_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[str, Any]
     """(`file:line`, decoded value) for each non-blank line of a JSONL file.
 
     `what` names the file in errors ("conversation file", "comparison file")."""
+    for _, where, obj in iter_numbered_jsonl(path, what):
+        yield where, obj
+
+
+def iter_numbered_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, str, Any]]:
+    """(line number, `file:line`, decoded value) for each non-blank line (see `iter_jsonl`)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise CookbookError(f"{what} {str(p)!r} does not exist")
@@ -113,7 +119,7 @@ def iter_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[str, Any]
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise CookbookError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-            yield where, obj
+            yield lineno, where, obj
 
 
 def iter_conversations(path: str | Path) -> Iterator[Conversation]:

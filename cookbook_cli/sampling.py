@@ -66,33 +66,25 @@ def read_prompts(path: str | Path, replace_final: bool = False) -> list[Prompt]:
     """The prompt conversations of a JSONL file. A conversation that ends with an
     assistant message is refused (it would be answered by a second assistant
     message) unless `replace_final`, which drops that message and samples a new one."""
-    from cookbook_cli.conversations import Conversation, parse_conversation
+    from cookbook_cli.conversations import Conversation, iter_numbered_jsonl, parse_conversation
 
     p = Path(path).expanduser()
     if not p.is_file():
         raise CookbookError(f"prompt file {str(p)!r} does not exist" if not p.exists() else f"{str(p)!r} is not a file")
     prompts: list[Prompt] = []
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CookbookError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-            conv = parse_conversation(obj, where)
-            if conv.messages[-1]["role"] == "assistant":
-                if not replace_final:
-                    raise CookbookError(
-                        f"{where}: the conversation ends with an assistant message; sample appends a new assistant reply, "
-                        "so give conversations that end with a user (or tool) message, or pass --replace-final to drop "
-                        "that final assistant message and sample a new one in its place"
-                    )
-                conv = Conversation(conv.messages[:-1], conv.tools)
-                if not conv.messages:
-                    raise CookbookError(f"{where}: nothing is left to prompt with once the final assistant message is dropped")
-            prompts.append(Prompt(len(prompts), lineno, conv, prompt_key(conv)))
+    for lineno, where, obj in iter_numbered_jsonl(p, "prompt file"):
+        conv = parse_conversation(obj, where)
+        if conv.messages[-1]["role"] == "assistant":
+            if not replace_final:
+                raise CookbookError(
+                    f"{where}: the conversation ends with an assistant message; sample appends a new assistant reply, "
+                    "so give conversations that end with a user (or tool) message, or pass --replace-final to drop "
+                    "that final assistant message and sample a new one in its place"
+                )
+            conv = Conversation(conv.messages[:-1], conv.tools)
+            if not conv.messages:
+                raise CookbookError(f"{where}: nothing is left to prompt with once the final assistant message is dropped")
+        prompts.append(Prompt(len(prompts), lineno, conv, prompt_key(conv)))
     if not prompts:
         raise CookbookError(f"prompt file {str(p)!r} holds no conversations")
     return prompts

@@ -18,7 +18,6 @@ same prompts.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import chz
 
-from cookbook_cli.conversations import Conversation, parse_conversation
+from cookbook_cli.conversations import Conversation, iter_jsonl, parse_conversation
 from cookbook_cli.data.builders import SupervisedDatasetBuilder
 from cookbook_cli.data.supervised import split_train_test
 from cookbook_cli.errors import CookbookError
@@ -55,23 +54,14 @@ class PromptFileBuilder(SupervisedDatasetBuilder):
         if path.is_dir():
             raise CookbookError(f"prompt file {self.path!r} is a directory; give a .jsonl file of conversations")
         prompts = []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise CookbookError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-                conv = parse_conversation(obj, where)
-                last = conv.messages[-1]["role"]
-                if last == "assistant":
-                    raise CookbookError(
-                        f"{where}: the conversation already ends with an assistant turn; a prompt ends with the user's "
-                        "turn; drop its answer, or pass the file with --dataset, which drops each conversation's last assistant turn"
-                    )
-                prompts.append(conv)
+        for where, obj in iter_jsonl(path, "prompt file"):
+            conv = parse_conversation(obj, where)
+            if conv.messages[-1]["role"] == "assistant":
+                raise CookbookError(
+                    f"{where}: the conversation already ends with an assistant turn; a prompt ends with the user's "
+                    "turn; drop its answer, or pass the file with --dataset, which drops each conversation's last assistant turn"
+                )
+            prompts.append(conv)
         if not prompts:
             raise CookbookError(f"prompt file {self.path!r} holds no prompts")
         size = self.test_size if 0 < self.test_size < 1 else int(round(self.test_size))
