@@ -1,3 +1,4 @@
+from cookbook_cli.run.options import RunOptions
 """Steps per second of the sl training loop, pipelined vs strictly sequential.
 
     python benchmarks/pipelining.py [--latency 0.05] [--steps 40] [--batch-size 8]
@@ -48,7 +49,7 @@ def run(pipeline: bool, mode: str, args: argparse.Namespace, root: Path) -> floa
         pipeline=pipeline,
     )
     t = time.perf_counter()
-    result = train(config, if_exists="overwrite", service=service, progress=False, on_log=lambda m: None)
+    result = train(config, RunOptions(if_exists="overwrite", service=service, progress=False, on_log=lambda m: None))
     elapsed = time.perf_counter() - t
     service.close()
     return result.total_steps / elapsed

@@ -1,3 +1,4 @@
+from cookbook_cli.run.options import RunOptions
 """Asynchronous against synchronous RL: training iterations per second of the one
 RL loop (`cookbook_cli.recipes.rl`) with `max_steps_off_policy` K against K = 0,
 on an engine stand-in whose sampling calls each take a fixed latency and whose
@@ -46,7 +47,7 @@ def iterations_per_second(k: int, args: argparse.Namespace, root: str) -> tuple[
         num_groups_to_log=0,
     )
     with contextlib.redirect_stdout(io.StringIO()):  # the loop's per-step progress lines
-        result = train(config, if_exists="overwrite", service=service, progress=False, on_log=lambda m: None)
+        result = train(config, RunOptions(if_exists="overwrite", service=service, progress=False, on_log=lambda m: None))
     elapsed = [row["elapsed"] for row in result.metrics]
     staleness = max(row["staleness/max"] for row in result.metrics)
     return (len(elapsed) - 1) / (elapsed[-1] - elapsed[0]), staleness

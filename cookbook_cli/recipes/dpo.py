@@ -30,17 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 import chz
 
-from cookbook_cli.config import RegistryFactory, config_to_json
+from cookbook_cli.config import RegistryFactory
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import learning_rate_at
+from cookbook_cli.evaluation import in_training as _ev
 from cookbook_cli.plugins import registry
 from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
 from cookbook_cli.preference.loss import DEFAULT_BETA
 from cookbook_cli.run.checkpoints import Position
-from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, total_steps_of
+from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
+from cookbook_cli.run.config import EpochConfig
+from cookbook_cli.run.options import RunOptions
 
 if TYPE_CHECKING:
-    from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import TrainingClient
     from cookbook_cli.preference.data import PreferenceBatch, PreferenceDataset
     from cookbook_cli.preference.reference import Reference, Sums
 
@@ -50,13 +52,15 @@ PRETRAINED_LR = 1e-5
 
 
 @chz.chz
-class DPOConfig(EpochRunConfig):
-    """Preference learning (DPO) on comparisons (the run's fields: `EpochRunConfig`)."""
+class DPOConfig(EpochConfig):
+    """Preference learning (DPO) on comparisons (the run's fields: `EpochConfig`)."""
 
     dataset: PreferenceDatasetBuilder = chz.field(
         default_factory=ComparisonsBuilder,
-        meta_factory=RegistryFactory(registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train dpo`"),
-        doc="preference dataset builder (cookbook datasets list); its fields are dataset.<field>",
+        meta_factory=RegistryFactory(
+            registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train dpo`", files={".jsonl": "comparisons"}
+        ),
+        doc="preference dataset builder name (cookbook datasets list) or a comparisons .jsonl file; its fields are dataset.<field>",
     )
     beta: float = chz.field(default=DEFAULT_BETA, doc="DPO temperature: how far the policy may move from the reference")
     reference: str | None = chz.field(default=None, doc="reference model or checkpoint; default: the starting weights")
@@ -67,26 +71,18 @@ class DPOConfig(EpochRunConfig):
         if not self.beta > 0:
             raise CookbookError(f"beta must be > 0, got {self.beta}")
 
+    def registries(self) -> dict[str, Any]:
+        return {"dataset": registry.dataset_builders}
 
-def resolve(config: DPOConfig) -> DPOConfig:
-    """Fill in the defaults that depend on other fields: model, renderer,
-    learning rate (1e-5, or the engine's from-scratch rate) and log directory."""
-    from cookbook_cli import models
+    def data_label(self) -> str:
+        return self.dataset.describe() if not isinstance(self.dataset, ComparisonsBuilder) or self.dataset.path else "sample"
 
-    def learning_rate(model: str, spec: Any) -> float:
-        from_scratch = spec is not None and spec.from_scratch
-        return models.default_learning_rate(model, config.engine, config.lora_rank) if from_scratch else PRETRAINED_LR
+    def default_learning_rate(self, model: str, engine: str, rank: int) -> float:
+        """1e-5 for a pretrained model, the engine's from-scratch rate for a random one."""
+        from cookbook_cli import models
 
-    data = config.dataset.describe() if not isinstance(config.dataset, ComparisonsBuilder) or config.dataset.path else "sample"
-    return resolve_run_defaults(config, "dpo", data, learning_rate)
-
-
-#: As in `train sl`: where the run lives, how long it runs and how often it saves.
-RESUME_MAY_CHANGE = ("log_dir", "max_steps", "save_every")
-
-
-def config_json(config: DPOConfig) -> dict[str, Any]:
-    return config_to_json(config, {"dataset": registry.dataset_builders})
+        spec = models.model_spec(model, engine)
+        return super().default_learning_rate(model, engine, rank) if spec is not None and spec.from_scratch else PRETRAINED_LR
 
 
 @dataclass
@@ -102,7 +98,7 @@ class DPOResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_data(cfg: DPOConfig) -> tuple[PreferenceDataset, PreferenceDataset | None, int, Reference]:
+def prepare_data(cfg: DPOConfig, say: Callable[[str], None]) -> tuple[Any, PreferenceDataset, PreferenceDataset | None, int, Reference]:
     """Everything checked before a model loads or a file is written."""
     from cookbook_cli.models import tokenizer_for_model
     from cookbook_cli.preference.reference import reference_of
@@ -112,7 +108,7 @@ def prepare_data(cfg: DPOConfig) -> tuple[PreferenceDataset, PreferenceDataset |
     reference = reference_of(cfg.model, cfg.init_from, cfg.reference)
     renderer = get_renderer(cfg.renderer, tokenizer_for_model(cfg.model, cfg.engine))
     train_ds, test_ds = cfg.dataset.build(renderer, cfg.batch_size, cfg.max_length, cfg.seed)
-    return train_ds, test_ds, total_steps_of(cfg, len(train_ds)), reference
+    return renderer, train_ds, test_ds, cfg.epoch_steps(len(train_ds), say), reference
 
 
 def _policy_sums_metrics(batch: PreferenceBatch, outputs: Any, ref: list[tuple[float, float]], beta: float) -> dict[str, float]:
@@ -191,31 +187,21 @@ def _reference_sums(run: Any, cfg: DPOConfig, client: TrainingClient, reference:
     return sums, count
 
 
-def train(
-    config: DPOConfig,
-    if_exists: str = "fail",
-    service: ServiceClient | None = None,
-    progress: bool | None = None,
-    on_log: Callable[[str], None] | None = None,
-    argv: list[str] | None = None,
-    log_to: Sequence[str] = (),
-    logger_options: Mapping[str, Mapping[str, str]] | None = None,
-) -> DPOResult:
-    """Run DPO; returns what happened. The arguments are those of
-    `cookbook_cli.recipes.sl.train`."""
+def train(config: DPOConfig, options: RunOptions | None = None) -> DPOResult:
+    """Run DPO; returns what happened (`RunOptions`: how to run it)."""
     from cookbook_cli.preference.loss import dpo_loss_fn
     from cookbook_cli.preference.reference import pair_key, resolve_checkpoint
-    from cookbook_cli.run.lifecycle import RunSettings, open_run
+    from cookbook_cli.run.lifecycle import open_run
     from cookbook_cli.run.progress import StepProgress
 
-    cfg = resolve(config)
-    assert cfg.log_dir is not None and cfg.model is not None and cfg.learning_rate is not None
-    train_ds, test_ds, total_steps, reference = prepare_data(cfg)
+    cfg, options = prepare_run("dpo", config, options)
+    assert cfg.log_dir is not None and cfg.model is not None and cfg.learning_rate is not None and cfg.lora_rank is not None
+    renderer, train_ds, test_ds, total_steps, reference = prepare_data(cfg, options.say)
+    evaluators = _ev.prepare_evaluators(cfg.evaluators, renderer)
     bpe = len(train_ds)
-    stored = {**config_json(cfg), "reference_identity": reference.identity()}
-    settings = RunSettings("dpo", cfg.log_dir, stored, cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv,
-                           log_to, logger_options or {})
-    with open_run(settings, service, on_log) as run:
+    progress = options.progress
+    stored = {**cfg.to_json(), "reference_identity": reference.identity()}
+    with open_run(run_settings("dpo", cfg, options, stored)) as run:
         start = run.start_position(bpe, total_steps)
         t_start = time.monotonic()
         client = run.training_client(cfg.model, cfg.lora_rank, cfg.seed)
@@ -229,7 +215,7 @@ def train(
             result.first_eval = {k: v for k, v in earlier[0].items() if k.startswith("test/")}
 
         def lr_at(step: int) -> float:
-            return learning_rate_at(step, total_steps, cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_ratio)
+            return cfg.learning_rate_at(step, total_steps)
 
         with StepProgress(total_steps, "train dpo", start=start.step, plain=None if progress is None else not progress) as bar:
             for step in range(start.step, total_steps):
@@ -239,7 +225,12 @@ def train(
                     train_ds.set_epoch(pos.epoch)
                 batch = train_ds.build_batch(pos.batch)
                 lr = lr_at(step)
-                evaluation = evaluator.submit(client) if cfg.eval_every and step % cfg.eval_every == 0 else None
+                eval_due = bool(cfg.eval_every) and step % cfg.eval_every == 0
+                evaluation = evaluator.submit(client) if eval_due else None
+                if eval_due and evaluators:
+                    row_evaluators = _ev.run_evaluators(evaluators, renderer, client.save_weights_and_get_sampling_client(), cfg.seed)
+                else:
+                    row_evaluators = {}
                 row: dict[str, Any] = {"epoch": pos.epoch, "batch": pos.batch}
                 if len(batch):
                     ref = [sums[pair_key("train", r)] for r in batch.rows]
@@ -253,6 +244,7 @@ def train(
                     row["no_update"] = True
                     bar.log(f"warning: step {step} trained nothing: no pair of its batch kept a completion token within max_length")
                 row.update(evaluator.finish(evaluation))
+                row.update(row_evaluators)
                 if "test/accuracy" in row and not result.first_eval:
                     result.first_eval = {k: v for k, v in row.items() if k.startswith("test/")}
                 step_time = time.monotonic() - t0
@@ -269,11 +261,29 @@ def train(
 
             final = Position.of(total_steps, bpe)
             evaluation = evaluator.finish(evaluator.submit(client))
+            if evaluators:
+                evaluation.update(_ev.run_evaluators(evaluators, renderer, client.save_weights_and_get_sampling_client(), cfg.seed))
             if evaluation:
                 run.log_metrics(total_steps, {"epoch": final.epoch, "batch": final.batch, **evaluation, "final": True})
                 result.final_eval = {k: v for k, v in evaluation.items()}
                 result.first_eval = result.first_eval or result.final_eval
-                bar.log(f"final test accuracy={evaluation['test/accuracy']:.3f} margin={evaluation['test/margin']:.4g}")
+                if "test/accuracy" in evaluation:
+                    bar.log(f"final test accuracy={evaluation['test/accuracy']:.3f} margin={evaluation['test/margin']:.4g}")
             result.final_checkpoint = run.save_final(final)
         result.elapsed = time.monotonic() - t_start
         return result
+
+
+def summary(config: DPOConfig, result: DPOResult) -> list[str]:
+    """What `cookbook train dpo` prints after the run."""
+    from cookbook_cli.recipes.report import done_line
+
+    lines = [done_line(result.total_steps - result.start_step, result.elapsed, result.start_step)]
+    first, final = result.first_eval, result.final_eval
+    if "test/accuracy" in final:
+        lines.append(f"  test accuracy {first.get('test/accuracy', float('nan')):.3f} -> {final['test/accuracy']:.3f}")
+        lines.append(f"  test margin   {first.get('test/margin', float('nan')):.4g} -> {final['test/margin']:.4g}")
+    return lines
+
+
+RECIPE = Recipe(DPOConfig, train, summary)

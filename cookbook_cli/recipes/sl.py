@@ -31,63 +31,54 @@ from typing import TYPE_CHECKING, Any
 
 import chz
 
-from cookbook_cli.config import RegistryFactory, config_to_json
+from cookbook_cli.config import SUPERVISED_FILES, RegistryFactory
 from cookbook_cli.evaluation import in_training as _ev
 from cookbook_cli.data.builders import ConversationsBuilder, SupervisedDatasetBuilder
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.plugins import registry
 from cookbook_cli.run.checkpoints import PendingCheckpoint, Position
-from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, total_steps_of
+from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
+from cookbook_cli.run.config import EpochConfig
+from cookbook_cli.run.options import RunOptions
 from cookbook_cli.types import LossReduction, TrainOnWhat
 
 if TYPE_CHECKING:
     from cookbook_cli.data.builders import SupervisedData
     from cookbook_cli.data.supervised import BatchStats, ConversationDataset, SupervisedBatch
-    from cookbook_cli.engines.protocol import APIFuture, ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import APIFuture, TrainingClient
     from cookbook_cli.renderers.base import Renderer
 
 
 @chz.chz
-class SLConfig(EpochRunConfig):
-    """Supervised fine-tuning on conversations (the run's fields: `EpochRunConfig`)."""
+class SLConfig(EpochConfig):
+    """Supervised fine-tuning on conversations (the run's fields: `EpochConfig`)."""
 
     dataset: SupervisedDatasetBuilder = chz.field(
         default_factory=ConversationsBuilder,
-        meta_factory=RegistryFactory(registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), used_by="`train sl`"),
-        doc="dataset builder (cookbook datasets list); its fields are dataset.<field>",
+        meta_factory=RegistryFactory(
+            registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), used_by="`train sl`", files=SUPERVISED_FILES
+        ),
+        doc="dataset builder name (cookbook datasets list) or a conversations .jsonl file; its fields are dataset.<field>",
     )
     train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
     loss_reduction: str = chz.field(
         default="mean",
         doc="mean: each example's token losses averaged, so every example weighs the same (tinker-cookbook's default); sum: token losses summed",
     )
-    evaluators: list[str] = chz.field(
-        default_factory=list, doc="evaluators run with test NLL, logged as test/<name>/<metric>, e.g. 'arithmetic max_tokens=1' (cookbook evaluators list)"
-    )
     pipeline: bool = chz.field(default=True, doc="overlap engine work with data preparation (false: strictly sequential)")
+
+    RESUME_MAY_CHANGE = (*EpochConfig.RESUME_MAY_CHANGE, "pipeline")
 
     @chz.validate
     def _check(self) -> None:
         TrainOnWhat.parse(self.train_on_what)
         LossReduction.parse(self.loss_reduction)
 
+    def registries(self) -> dict[str, Any]:
+        return {"dataset": registry.dataset_builders}
 
-def resolve(config: SLConfig) -> SLConfig:
-    """Fill in the defaults that depend on other fields: model, renderer,
-    learning rate and log directory."""
-    data = config.dataset.describe() if not isinstance(config.dataset, ConversationsBuilder) or config.dataset.path else "sample"
-    return resolve_run_defaults(config, "sl", data)
-
-
-#: Settings a resumed run may change: where it lives, how it overlaps work, how
-#: long it runs (the schedule then spans the new total), how often it saves and
-#: what it evaluates.
-RESUME_MAY_CHANGE = ("log_dir", "pipeline", "max_steps", "save_every", "evaluators")
-
-
-def config_json(config: SLConfig) -> dict[str, Any]:
-    return config_to_json(config, {"dataset": registry.dataset_builders})
+    def data_label(self) -> str:
+        return self.dataset.describe() if not isinstance(self.dataset, ConversationsBuilder) or self.dataset.path else "sample"
 
 
 # -- results -----------------------------------------------------------------------------
@@ -170,7 +161,7 @@ class _Step:
 # -- the loop ----------------------------------------------------------------------------------
 
 
-def prepare_data(cfg: SLConfig) -> tuple[Renderer, SupervisedData, ConversationDataset | None, int]:
+def prepare_data(cfg: SLConfig, say: Callable[[str], None]) -> tuple[Renderer, SupervisedData, ConversationDataset | None, int]:
     """Everything checked before a model loads or a file is written: the
     renderer, both splits (loadable, expressible by the renderer, something to
     train) and the number of steps."""
@@ -185,7 +176,7 @@ def prepare_data(cfg: SLConfig) -> tuple[Renderer, SupervisedData, ConversationD
     for ds in (train_ds, test_ds):
         if ds is not None:
             check_renderer_can_express(renderer, ds)
-    return renderer, train_ds, test_ds, total_steps_of(cfg, len(train_ds))
+    return renderer, train_ds, test_ds, cfg.epoch_steps(len(train_ds), say)
 
 
 def check_renderer_can_express(renderer: Renderer, ds: SupervisedData) -> None:
@@ -203,34 +194,18 @@ def check_renderer_can_express(renderer: Renderer, ds: SupervisedData) -> None:
             raise CookbookError(f"{ds.name} row {row}: {e}") from None
 
 
-def train(
-    config: SLConfig,
-    if_exists: str = "fail",
-    service: ServiceClient | None = None,
-    progress: bool | None = None,
-    on_log: Callable[[str], None] | None = None,
-    argv: list[str] | None = None,
-    log_to: Sequence[str] = (),
-    logger_options: Mapping[str, Mapping[str, str]] | None = None,
-) -> SLResult:
-    """Run supervised fine-tuning; returns what happened.
-
-    `if_exists`: resume, overwrite, fail or ask (for a log directory that holds a
-    run). `service` replaces the engine's client (tests, benchmarks). `progress`:
-    True a rich bar, False plain lines, None (default) a bar on a terminal only.
-    `on_log` receives the run's messages (default: print). `argv`: the command
-    line, quoted back when the run is interrupted. `log_to` / `logger_options`:
-    experiment trackers beside metrics.jsonl (`cookbook loggers list`)."""
-    from cookbook_cli.run.lifecycle import RunSettings, open_run
+def train(config: SLConfig, options: RunOptions | None = None) -> SLResult:
+    """Run supervised fine-tuning; returns what happened (`RunOptions`: how to run it)."""
+    from cookbook_cli.run.lifecycle import open_run
     from cookbook_cli.run.progress import StepProgress
 
-    cfg = resolve(config)
+    cfg, options = prepare_run("sl", config, options)
     assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None and cfg.learning_rate is not None
-    renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
+    renderer, train_ds, test_ds, total_steps = prepare_data(cfg, options.say)
     evaluators = _ev.prepare_evaluators(cfg.evaluators, renderer)
     batches_per_epoch = len(train_ds)
-    settings = RunSettings("sl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {})
-    with open_run(settings, service, on_log) as run:
+    progress = options.progress
+    with open_run(run_settings("sl", cfg, options)) as run:
         start = run.start_position(batches_per_epoch, total_steps)
         t_start = time.monotonic()
         client = run.training_client(cfg.model, cfg.lora_rank, cfg.seed)
@@ -245,7 +220,7 @@ def train(
         updates = [len(losses)]
 
         def lr_at(step: int) -> float:
-            return learning_rate_at(step, total_steps, cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_ratio)
+            return cfg.learning_rate_at(step, total_steps)
 
         def prepare(step: int) -> _Step:
             pos = Position.of(step, batches_per_epoch)
@@ -366,3 +341,18 @@ def train(
             result.final_checkpoint = run.save_final(final)
         result.elapsed = time.monotonic() - t_start
         return result
+
+
+def summary(config: SLConfig, result: SLResult) -> list[str]:
+    """What `cookbook train sl` prints after the run."""
+    from cookbook_cli.recipes.report import change, done_line
+
+    lines = [done_line(result.total_steps - result.start_step, result.elapsed, result.resumed_from), f"  train loss  {change(result.first_loss, result.last_loss)}"]
+    if result.final_test_nll is not None:
+        lines.append(f"  test NLL    {change(result.first_test_nll, result.final_test_nll)}")
+    if result.truncated:
+        lines.append(f"  {result.truncated} examples were truncated to max_length")
+    return lines
+
+
+RECIPE = Recipe(SLConfig, train, summary)

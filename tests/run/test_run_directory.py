@@ -23,6 +23,7 @@ from cookbook_cli.engines.standin import StandInService
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.recipes.sl import SLConfig, train
 from cookbook_cli.run.lock import is_locked
+from cookbook_cli.run.options import RunOptions
 
 runner = CliRunner()
 
@@ -45,7 +46,7 @@ def quiet(_: str) -> None:
 
 def run_once(data: Path, log_dir: Path, if_exists: str = "fail", service: StandInService | None = None, **kw):
     service = service or StandInService(latency=0.0)
-    return train(config(data, log_dir, **kw), if_exists=if_exists, service=service, progress=False, on_log=quiet)
+    return train(config(data, log_dir, **kw), RunOptions(if_exists=if_exists, service=service, progress=False, on_log=quiet))
 
 
 def one_line_error(args: list[str]) -> str:
@@ -234,11 +235,11 @@ def test_a_run_that_records_nothing_is_removed_again(tmp_path, data):
             raise CookbookError("the model failed to load")
 
     with pytest.raises(CookbookError, match="failed to load"):
-        train(config(data, log_dir), service=Broken(latency=0.0), progress=False, on_log=quiet)
+        train(config(data, log_dir), RunOptions(service=Broken(latency=0.0), progress=False, on_log=quiet))
     assert not log_dir.exists()
     keep = tmp_path / "kept"
     keep.mkdir()
     (keep / "mine.txt").write_text("x")
     with pytest.raises(CookbookError, match="failed to load"):
-        train(config(data, keep), service=Broken(latency=0.0), progress=False, on_log=quiet)
+        train(config(data, keep), RunOptions(service=Broken(latency=0.0), progress=False, on_log=quiet))
     assert sorted(p.name for p in keep.iterdir()) == ["mine.txt"]

@@ -1,0 +1,1 @@
+"""Core's built-in plugin modules, each registered through the same hooks as any third-party plugin (listed in `plugins.manager.DEFAULT_PLUGINS`)."""
