@@ -1,4 +1,3 @@
-from cookbook_cli.run.options import RunOptions
 """On-policy distillation: asynchronous against synchronous iterations per
 second, and the share of an iteration the teacher's scoring takes.
 
@@ -28,6 +27,7 @@ import json
 import os
 import tempfile
 from unittest import mock
+from cookbook_cli.run.options import RunOptions
 
 os.environ.setdefault("COOKBOOK_LOAD_PLUGINS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,4 +1,3 @@
-from cookbook_cli.run.options import RunOptions
 """Steps per second of the sl training loop, pipelined vs strictly sequential.
 
     python benchmarks/pipelining.py [--latency 0.05] [--steps 40] [--batch-size 8]
@@ -29,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from cookbook_cli.run.options import RunOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

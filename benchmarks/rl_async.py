@@ -1,4 +1,3 @@
-from cookbook_cli.run.options import RunOptions
 """Asynchronous against synchronous RL: training iterations per second of the one
 RL loop (`cookbook_cli.recipes.rl`) with `max_steps_off_policy` K against K = 0,
 on an engine stand-in whose sampling calls each take a fixed latency and whose
@@ -20,6 +19,7 @@ import contextlib
 import io
 import os
 import tempfile
+from cookbook_cli.run.options import RunOptions
 
 os.environ.setdefault("COOKBOOK_LOAD_PLUGINS", "")
 

@@ -32,7 +32,6 @@ import chz
 
 from cookbook_cli.config import RegistryFactory
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.evaluation import in_training as _ev
 from cookbook_cli.plugins import registry
 from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
 from cookbook_cli.preference.loss import DEFAULT_BETA
@@ -191,87 +190,49 @@ def train(config: DPOConfig, options: RunOptions | None = None) -> DPOResult:
     """Run DPO; returns what happened (`RunOptions`: how to run it)."""
     from cookbook_cli.preference.loss import dpo_loss_fn
     from cookbook_cli.preference.reference import pair_key, resolve_checkpoint
-    from cookbook_cli.run.lifecycle import open_run
-    from cookbook_cli.run.progress import StepProgress
+    from cookbook_cli.recipes.epoch_loop import EpochSteps, run_epoch_loop
 
     cfg, options = prepare_run("dpo", config, options)
     assert cfg.log_dir is not None and cfg.model is not None and cfg.learning_rate is not None and cfg.lora_rank is not None
     renderer, train_ds, test_ds, total_steps, reference = prepare_data(cfg, options.say)
-    evaluators = _ev.prepare_evaluators(cfg.evaluators, renderer)
-    bpe = len(train_ds)
-    progress = options.progress
     stored = {**cfg.to_json(), "reference_identity": reference.identity()}
-    with open_run(run_settings("dpo", cfg, options, stored)) as run:
-        start = run.start_position(bpe, total_steps)
-        t_start = time.monotonic()
-        client = run.training_client(cfg.model, cfg.lora_rank, cfg.seed)
+    state: dict[str, Any] = {}
+
+    def start(run: Any, client: TrainingClient, position: Position) -> None:
         if run.resume_from is None and cfg.init_from is not None:  # the weights to start from (a resume has its own)
             client.load_state(resolve_checkpoint(cfg.init_from)).result()
-        sums, computed = _reference_sums(run, cfg, client, reference, train_ds, test_ds, start.step, total_steps)
-        result = DPOResult(run.path, total_steps, start.step, reference_pairs_computed=computed)
-        evaluator = _Evaluator(test_ds, sums, cfg.beta)
-        earlier = [r for r in run.metrics() if "test/accuracy" in r]
-        if earlier:
-            result.first_eval = {k: v for k, v in earlier[0].items() if k.startswith("test/")}
+        sums, state["computed"] = _reference_sums(run, cfg, client, reference, train_ds, test_ds, position.step, total_steps)
+        state["sums"] = sums
+        state["evaluator"] = _Evaluator(test_ds, sums, cfg.beta)
 
-        def lr_at(step: int) -> float:
-            return cfg.learning_rate_at(step, total_steps)
+    def step(client: TrainingClient, batch: PreferenceBatch, lr: float) -> dict[str, Any]:
+        if not len(batch):
+            return {"no_update": True}
+        ref = [state["sums"][pair_key("train", r)] for r in batch.rows]
+        fb = client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, cfg.beta))
+        opt = client.optim_step(cfg.adam.params(lr))
+        row = dict(fb.result().metrics)
+        grad_norm = (getattr(opt.result(), "metrics", None) or {}).get("grad_norm")
+        if grad_norm is not None:
+            row["grad_norm"] = float(grad_norm)
+        return row
 
-        with StepProgress(total_steps, "train dpo", start=start.step, plain=None if progress is None else not progress) as bar:
-            for step in range(start.step, total_steps):
-                t0 = time.monotonic()
-                pos = Position.of(step, bpe)
-                if train_ds.epoch_seed != pos.epoch:
-                    train_ds.set_epoch(pos.epoch)
-                batch = train_ds.build_batch(pos.batch)
-                lr = lr_at(step)
-                eval_due = bool(cfg.eval_every) and step % cfg.eval_every == 0
-                evaluation = evaluator.submit(client) if eval_due else None
-                if eval_due and evaluators:
-                    row_evaluators = _ev.run_evaluators(evaluators, renderer, client.save_weights_and_get_sampling_client(), cfg.seed)
-                else:
-                    row_evaluators = {}
-                row: dict[str, Any] = {"epoch": pos.epoch, "batch": pos.batch}
-                if len(batch):
-                    ref = [sums[pair_key("train", r)] for r in batch.rows]
-                    fb = client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, cfg.beta))
-                    opt = client.optim_step(cfg.adam.params(lr))
-                    row.update(fb.result().metrics)
-                    grad_norm = (getattr(opt.result(), "metrics", None) or {}).get("grad_norm")
-                    if grad_norm is not None:
-                        row["grad_norm"] = float(grad_norm)
-                else:
-                    row["no_update"] = True
-                    bar.log(f"warning: step {step} trained nothing: no pair of its batch kept a completion token within max_length")
-                row.update(evaluator.finish(evaluation))
-                row.update(row_evaluators)
-                if "test/accuracy" in row and not result.first_eval:
-                    result.first_eval = {k: v for k, v in row.items() if k.startswith("test/")}
-                step_time = time.monotonic() - t0
-                row.update(lr=lr, **batch.stats.as_metrics(), tokens_per_s=batch.stats.tokens / step_time, step_time=step_time,
-                           elapsed=time.monotonic() - t_start)
-                run.log_metrics(step, row)
-                result.metrics.append({"step": step, **row})
-                if step + 1 < total_steps and cfg.save_every and (step + 1) % cfg.save_every == 0:
-                    run.checkpointer.save(Position.of(step + 1, bpe))
-                bar.update(step + 1, loss=row.get("dpo_loss"), acc=row.get("accuracy"), lr=lr,
-                           **({"test_acc": row["test/accuracy"]} if "test/accuracy" in row else {}))
-            if not any("no_update" not in r for r in run.metrics() if not r.get("final")):
-                raise CookbookError("no step of the run trained anything: every pair was skipped (raise --max-length)")
+    def evaluate(client: TrainingClient) -> dict[str, Any]:
+        return state["evaluator"].finish(state["evaluator"].submit(client))
 
-            final = Position.of(total_steps, bpe)
-            evaluation = evaluator.finish(evaluator.submit(client))
-            if evaluators:
-                evaluation.update(_ev.run_evaluators(evaluators, renderer, client.save_weights_and_get_sampling_client(), cfg.seed))
-            if evaluation:
-                run.log_metrics(total_steps, {"epoch": final.epoch, "batch": final.batch, **evaluation, "final": True})
-                result.final_eval = {k: v for k, v in evaluation.items()}
-                result.first_eval = result.first_eval or result.final_eval
-                if "test/accuracy" in evaluation:
-                    bar.log(f"final test accuracy={evaluation['test/accuracy']:.3f} margin={evaluation['test/margin']:.4g}")
-            result.final_checkpoint = run.save_final(final)
-        result.elapsed = time.monotonic() - t_start
-        return result
+    steps = EpochSteps(
+        step, evaluate, start,
+        lambda row: {"loss": row.get("dpo_loss"), "acc": row.get("accuracy"), **({"test_acc": row["test/accuracy"]} if "test/accuracy" in row else {})},
+        "no pair of its batch kept a completion token within max_length (raise --max-length)",
+    )
+    done = run_epoch_loop(run_settings("dpo", cfg, options, stored), cfg, train_ds, total_steps, steps, renderer)
+    evals = [r for r in (*done.earlier, *done.metrics) if "test/accuracy" in r]
+    first = {k: v for k, v in evals[0].items() if k.startswith("test/")} if evals else {}
+    final = {k: v for k, v in done.final_eval.items()}
+    return DPOResult(
+        done.log_dir, done.total_steps, done.start_step, first or final, final, state.get("computed", 0), done.final_checkpoint,
+        done.elapsed, done.metrics,
+    )
 
 
 def summary(config: DPOConfig, result: DPOResult) -> list[str]:

@@ -286,6 +286,7 @@ def check_same_config(path: Path, config: Mapping[str, Any], may_change: Sequenc
     if diffs:
         raise CookbookError(
             f"log directory {str(path)!r} holds a run with other settings ({'; '.join(diffs[:4])}); "
+            f"a resumed run may change only {', '.join(f for f in may_change if f != 'log_dir')}: "
             "resume with the same settings, or pass --if-exists overwrite"
         )
 
@@ -453,6 +454,8 @@ def resume_command(argv: Sequence[str], log_dir: Path) -> str:
     """The command line that resumes this run: the same words, with
     `--log-dir DIR --if-exists resume` in place of any given."""
     words = list(argv)
+    if words[1:3] == ["runs", "resume"]:  # already the resuming command
+        return shlex.join([Path(words[0]).name, *words[1:]])
     out: list[str] = []
     skip = False
     for w in words:

@@ -1,4 +1,3 @@
-from cookbook_cli.run.options import RunOptions
 """Fixtures for the after-training commands: a fake sampling client that
 answers with scripted tokens, and tiny trained runs on the local engine."""
 
@@ -8,6 +7,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
+from cookbook_cli.run.options import RunOptions
 
 
 class ScriptedSamplingClient:

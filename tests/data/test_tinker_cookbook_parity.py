@@ -1,4 +1,3 @@
-from cookbook_cli.run.options import RunOptions
 """`train sl` draws the same batches as tinker-cookbook.
 
 The fixture tinker_cookbook_batches.json was written by
@@ -31,6 +30,7 @@ SCRIPT = REPO / "scripts" / "tinker_cookbook_batches.py"
 
 sys.path.insert(0, str(HERE))
 import parity_conversations  # noqa: E402
+from cookbook_cli.run.options import RunOptions
 
 
 def load_fixture() -> dict[str, Any]:

@@ -1,4 +1,3 @@
-from cookbook_cli.run.options import RunOptions
 """Distillation learns, offline on CPU: a teacher is trained with `train sl` on
 the shipped sample (a tiny random model over the 34-token toy tokenizer, the
 `role_colon` format), then a fresh random student is distilled from it on the
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from distill_helpers import write_jsonl
+from cookbook_cli.run.options import RunOptions
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
