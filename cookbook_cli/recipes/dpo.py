@@ -37,6 +37,7 @@ from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatas
 from cookbook_cli.preference.loss import DEFAULT_BETA
 from cookbook_cli.run.checkpoints import Position
 from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
+from cookbook_cli.recipes.epoch_loop import grad_norm_of
 from cookbook_cli.run.config import EpochConfig
 from cookbook_cli.run.options import RunOptions
 
@@ -205,20 +206,17 @@ def train(config: DPOConfig, options: RunOptions | None = None) -> DPOResult:
         state["sums"] = sums
         state["evaluator"] = _Evaluator(test_ds, sums, cfg.beta)
 
-    def step(client: TrainingClient, batch: PreferenceBatch, lr: float) -> dict[str, Any]:
+    def step(client: TrainingClient, batch: PreferenceBatch, lr: float) -> Callable[[], dict[str, Any]]:
         if not len(batch):
-            return {"no_update": True}
+            return lambda: {"no_update": True}
         ref = [state["sums"][pair_key("train", r)] for r in batch.rows]
         fb = client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, cfg.beta))
         opt = client.optim_step(cfg.adam.params(lr))
-        row = dict(fb.result().metrics)
-        grad_norm = (getattr(opt.result(), "metrics", None) or {}).get("grad_norm")
-        if grad_norm is not None:
-            row["grad_norm"] = float(grad_norm)
-        return row
+        return lambda: {**fb.result().metrics, **grad_norm_of(opt.result())}
 
-    def evaluate(client: TrainingClient) -> dict[str, Any]:
-        return state["evaluator"].finish(state["evaluator"].submit(client))
+    def evaluate(client: TrainingClient) -> Callable[[], dict[str, Any]]:
+        pending = state["evaluator"].submit(client)
+        return lambda: state["evaluator"].finish(pending)
 
     steps = EpochSteps(
         step, evaluate, start,
