@@ -212,19 +212,19 @@ def train_recipe(name: str, ctx: Any, values: dict[str, Any], keys: Mapping[str,
     from cookbook_cli.config import make_config, print_dry_run
     from cookbook_cli.plugins import registry
     from cookbook_cli.recipes.contract import stored_values
-    from cookbook_cli.run.options import RunOptions, check_if_exists
+    from cookbook_cli.run.options import RunOptions
 
     recipe = registry.recipes.get(name).obj
-    mode = check_if_exists(values["if_exists"] or "ask")
-    options, flags = option_values(recipe, ctx, values, keys)
     names, logger_options, words = trackers(values["log_to"], list(ctx.args))
+    run_options = RunOptions(values["if_exists"] or "ask", argv=sys.argv, log_to=names, logger_options=logger_options)
+    options, flags = option_values(recipe, ctx, values, keys)
     words = [_prefixed(w, recipe.words) for w in words]
-    base = stored_values(recipe.config, options.get("log_dir"), name) if mode == "resume" else None
+    base = stored_values(recipe.config, options.get("log_dir"), name) if run_options.if_exists == "resume" else None
     config = make_config(recipe.config, options, words, option_names(ctx), flags, base)
     if values["dry_run"]:
         print_dry_run(config.resolve(name).to_json())
         return
-    result = recipe.train(config, RunOptions(mode, argv=sys.argv, log_to=names, logger_options=logger_options))
+    result = recipe.train(config, run_options)
     if result.start_step and result.start_step >= result.total_steps:
         more = f" (or {config.MORE_STEPS_OPTION} N)" if config.MORE_STEPS_OPTION.startswith("--") else ""
         typer.echo(

@@ -25,9 +25,8 @@ checkpoints every `save_every` steps, resume with `--if-exists resume`.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +48,7 @@ from cookbook_cli.types import TrainOnWhat
 if TYPE_CHECKING:
     from cookbook_cli.distill.scoring import TeacherScorer
     from cookbook_cli.distill.teachers import Teacher
-    from cookbook_cli.engines.protocol import SamplingClient, ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import SamplingClient, TrainingClient
     from cookbook_cli.renderers.base import Renderer
     from cookbook_cli.rl.sampler import StepBatch
     from cookbook_cli.run.lifecycle import Run

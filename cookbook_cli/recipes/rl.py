@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +41,7 @@ from cookbook_cli.rl.arithmetic import ArithmeticBuilder
 from cookbook_cli.rl.types import RLDatasetBuilder, TrajectoryGroup
 
 if TYPE_CHECKING:
-    from cookbook_cli.engines.protocol import SamplingClient, ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import SamplingClient, TrainingClient
     from cookbook_cli.rl.sampler import StepBatch
     from cookbook_cli.run.lifecycle import Run
 

@@ -46,10 +46,10 @@ from cookbook_cli.run.checkpoints import Checkpointer, Position, check_record, d
 from cookbook_cli.run.directory import OWN_FILES, RunDir, foreign_entries, is_run
 from cookbook_cli.run.files import CHECKPOINTS, CONFIG, LOCK, METRICS, read_json, read_jsonl, rewrite_jsonl, write_json_atomic
 from cookbook_cli.run.lock import RunLock, is_locked
-from cookbook_cli.run.options import RunOptions, check_if_exists
+from cookbook_cli.run.options import RunOptions
 
 if TYPE_CHECKING:
-    from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import TrainingClient
 
 
 class IfExists(str, Enum):
@@ -231,7 +231,7 @@ def check_log_dir(log_dir: str | Path) -> Path:
 def decide(path: Path, if_exists: str) -> IfExists:
     """What to do with `path`: resume, overwrite or fail (asking on a terminal).
     A folder without a run needs no decision; one with someone else's files is refused."""
-    mode = IfExists(check_if_exists(if_exists))
+    mode = IfExists(if_exists)  # checked once, by RunOptions
     if not path.is_dir():
         return IfExists.RESUME if mode is IfExists.ASK else mode
     if is_locked(path / LOCK):
