@@ -63,8 +63,8 @@ class TeacherSource:
 
     model: str = chz.field(doc="the teacher: a model (Hub id, folder, random:...), a runs/... directory of a finished run, or a tinker:// path")
     renderer: str | None = chz.field(default=None, doc="the teacher's chat format; default: its run's, else the student's")
-    prompts: SupervisedDatasetBuilder = chz.field(
-        default_factory=ConversationsBuilder,
+    prompts: SupervisedDatasetBuilder | None = chz.field(
+        default=None,
         meta_factory=RegistryFactory(
             registry.dataset_builders, ConversationsBuilder, kinds=("prompt", "supervised"), used_by="`train distill`", files=SUPERVISED_FILES
         ),
@@ -77,6 +77,15 @@ class TeacherSource:
         doc="an RL env instead of prompts (cookbook envs list); its fields are env.<field>",
     )
     weight: float = chz.field(default=1.0, doc="this teacher's share of each batch")
+
+    @chz.validate
+    def _one_source(self) -> None:
+        if self.prompts is not None and self.env is not None:
+            raise CookbookError(f"teacher {self.model!r}: prompts and env both name its prompts; give one")
+
+    def with_default_prompts(self) -> TeacherSource:
+        """The bundled sample as prompts when neither prompts nor an env is given."""
+        return chz.replace(self, prompts=ConversationsBuilder()) if self.prompts is None and self.env is None else self
 
 
 @chz.chz
@@ -129,10 +138,11 @@ class DistillConfig(SamplerConfig, EpochConfig):
 
     def resolve_more(self, resolved: RunConfig) -> dict[str, Any]:
         super().resolve_more(resolved)
+        teachers = [t.with_default_prompts() for t in self.teachers]
         if self.max_tokens is not None:
-            return {}
+            return {"teachers": teachers}
         envs = [t.env for t in self.teachers if t.env is not None]
-        return {"max_tokens": max([int(e.default_max_tokens) for e in envs] + ([DEFAULT_MAX_TOKENS] if len(envs) < len(self.teachers) else []))}
+        return {"teachers": teachers, "max_tokens": max([int(e.default_max_tokens) for e in envs] + ([DEFAULT_MAX_TOKENS] if len(envs) < len(self.teachers) else []))}
 
 
 # -- resolving ------------------------------------------------------------------------------------
@@ -249,6 +259,7 @@ async def _on_policy(cfg: DistillConfig, settings: Any, teachers: list[Teacher],
                 raise CookbookError(f"env {name!r} made an empty dataset; check its options (cookbook envs list)")
             source, probe = f"env {name!r}", None
         else:
+            assert src.prompts is not None  # resolved: the bundled sample by default
             prompts = load_prompts(src.prompts, cfg.seed, src.split)
             source = f"prompts {src.prompts.describe()}"
             dataset = PromptDataset(prompts, student, cfg.group_size, counts[i], cfg.epochs, cfg.seed, name=source)
@@ -414,6 +425,7 @@ async def _off_policy(cfg: DistillConfig, settings: Any, teachers: list[Teacher]
 
     src, teacher = cfg.teachers[0], teachers[0]
     label = teacher_labels(cfg.teachers)[0]
+    assert src.prompts is not None  # resolved: the bundled sample by default
     data, _test = src.prompts.build(student, cfg.batch_size, cfg.max_length, cfg.train_on_what, cfg.seed)
     source = f"dataset {src.prompts.describe()}"
     probe = [p for p in (as_prompt(c) for c in data.conversations[:8]) if p is not None]
