@@ -250,7 +250,8 @@ def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]
             made = f._default_factory()
             default = type(made).__name__ if chz.is_chz(made) else repr(made)
         type_name = tp.__name__ if isinstance(tp, type) and chz.is_chz(tp) else _type_name(tp)
-        rows.append((key, type_name, default, f._doc or ""))
+        choices = (f._metadata or {}).get("choices")
+        rows.append((key, type_name, default, (f._doc or "") + (f" (one of {', '.join(choices)})" if choices else "")))
         if chz.is_chz(made):  # the default's fields (a polymorphic field's default class)
             rows.extend(config_fields(type(made), key + "."))
         elif isinstance(tp, type) and chz.is_chz(tp):

@@ -108,6 +108,8 @@ def _field_param(name: str, f: Any, aliases: tuple[str, ...]) -> TyperOption | N
     default = f._default if f._default is not MISSING else None
     doc = (f._doc or "").rstrip(".")
     shown = f" (default {default})" if default not in (None, "") and not isinstance(default, bool) else ""
+    choices = (f._metadata or {}).get("choices")
+    shown += f"; one of {', '.join(choices)}" if choices else ""
     help_text = (doc[:1].upper() + doc[1:] + shown + ".") if doc else shown.strip()
     decls = [flag, *aliases, name]
     if click_type is None:  # a bool: --x / --no-x

@@ -94,12 +94,16 @@ class DistillConfig(SamplerConfig, EpochConfig):
     `SamplerConfig`) or off-policy (the epoch fields: `EpochConfig`)."""
 
     teachers: list[TeacherSource] = chz.field(default_factory=list, doc="the teachers: teachers.N.model=..., teachers.N.prompts=..., teachers.N.weight=...")
-    mode: str = chz.field(default="on_policy", doc="on_policy (reverse KL on the student's samples) or off_policy (top-K soft targets)")
+    mode: str = chz.field(
+        default="on_policy", doc="on_policy (reverse KL on the student's samples) or off_policy (top-K soft targets)", metadata={"choices": MODES}
+    )
     kl_coef: float = chz.field(default=1.0, doc="kappa: advantage = -kappa * (student logprob - teacher logprob)")
     kl_discount: float = chz.field(default=0.0, doc="gamma: discounted future sum of the per-token advantages (0: none)")
     env_reward_coef: float = chz.field(default=0.0, doc="on-policy with an env: add this times the env's reward advantage")
     topk: int = chz.field(default=20, doc="off-policy: the teacher's K most likely next tokens per position")
-    train_on_what: str = chz.field(default="all_assistant_messages", doc="off-policy: which tokens are trained (TrainOnWhat)")
+    train_on_what: str = chz.field(
+        default="all_assistant_messages", doc="off-policy: which tokens are trained", metadata={"choices": tuple(m.value for m in TrainOnWhat)}
+    )
 
     RESUME_MAY_CHANGE = tuple(dict.fromkeys((*SamplerConfig.RESUME_MAY_CHANGE, *EpochConfig.RESUME_MAY_CHANGE)))
     MORE_STEPS_OPTION = "--epochs"

@@ -22,6 +22,7 @@ import chz
 
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.run.checkpoints import Position
+from cookbook_cli.optim import LR_SCHEDULES
 from cookbook_cli.run.config import RunConfig, at_least
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 class SamplerConfig(RunConfig):
     """The fields of a recipe that trains on groups its own policy samples (rl, on-policy distill)."""
 
-    lr_schedule: str = chz.field(default="constant", doc="linear, cosine or constant")
+    lr_schedule: str = chz.field(default="constant", doc="the decay after warmup", metadata={"choices": LR_SCHEDULES})
     group_size: int = chz.field(default=4, doc="completions sampled per prompt (rewards are centred within a group)")
     groups_per_batch: int = chz.field(default=8, doc="groups (prompts) per training step")
     max_steps_off_policy: int = chz.field(default=0, doc="0: synchronous on-policy; K > 0: asynchronous, groups at most K steps stale")

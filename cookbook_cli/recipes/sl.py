@@ -59,10 +59,13 @@ class SLConfig(EpochConfig):
         ),
         doc="dataset builder name (cookbook datasets list) or a conversations .jsonl file; its fields are dataset.<field>",
     )
-    train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
+    train_on_what: str = chz.field(
+        default="all_assistant_messages", doc="which tokens are trained", metadata={"choices": tuple(m.value for m in TrainOnWhat)}
+    )
     loss_reduction: str = chz.field(
         default="mean",
         doc="mean: each example's token losses averaged, so every example weighs the same (tinker-cookbook's default); sum: token losses summed",
+        metadata={"choices": tuple(m.value for m in LossReduction)},
     )
     pipeline: bool = chz.field(default=True, doc="overlap engine work with data preparation (false: strictly sequential)")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import chz
 
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import AdamConfig, check_schedule
+from cookbook_cli.optim import LR_SCHEDULES, AdamConfig, check_schedule
 
 if TYPE_CHECKING:
     from cookbook_cli.plugins.registry import Registry
@@ -49,7 +49,7 @@ class RunConfig:
     model: str | None = chz.field(default=None, doc="base model; default follows the engine and renderer")
     renderer: str | None = chz.field(default=None, doc="chat format; default: the model's recommended renderer")
     learning_rate: float | None = chz.field(default=None, doc="peak learning rate; default depends on the model (cookbook models info)")
-    lr_schedule: str = chz.field(default="linear", doc="linear, cosine or constant")
+    lr_schedule: str = chz.field(default="linear", doc="the decay after warmup", metadata={"choices": LR_SCHEDULES})
     warmup_steps: int = chz.field(default=0, doc="linear warmup steps")
     min_lr_ratio: float = chz.field(default=0.0, doc="linear/cosine decay towards this fraction of the peak")
     lora_rank: int | None = chz.field(default=None, doc=f"LoRA rank (0: full fine-tuning where the engine allows it); default {DEFAULT_LORA_RANK}")
