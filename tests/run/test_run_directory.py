@@ -110,8 +110,9 @@ def test_a_second_run_on_a_locked_directory_fails_at_once_naming_the_holder(tmp_
         "from cookbook_cli.engines.standin import StandInService\n"
         "from cookbook_cli.config import make_config\n"
         "from cookbook_cli.recipes.sl import SLConfig, train\n"
+        "from cookbook_cli.run.options import RunOptions\n"
         f"cfg = make_config(SLConfig, {{'log_dir': {str(log_dir)!r}}}, ['dataset.path={data}', 'dataset.test_size=0', 'batch_size=2', 'max_steps=4', 'save_every=2'])\n"
-        "train(cfg, service=StandInService(latency=1.0, mode='serial'), progress=False)\n"
+        "train(cfg, RunOptions(service=StandInService(latency=1.0, mode='serial'), progress=False))\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
