@@ -19,6 +19,12 @@ def _role_colon(tokenizer: Any) -> Any:
     return RoleColonRenderer(tokenizer)
 
 
+def _smollm2(tokenizer: Any) -> Any:
+    from cookbook_cli.renderers.smollm2 import SmolLM2Renderer
+
+    return SmolLM2Renderer(tokenizer)
+
+
 def _hf_template(tokenizer: Any) -> Any:
     from cookbook_cli.renderers.hf_template import HFTemplateRenderer
 
@@ -28,6 +34,7 @@ def _hf_template(tokenizer: Any) -> Any:
 @hookimpl(specname="register_renderers")
 def register_builtin_renderers(register: Register) -> None:
     register("llama3", _llama3, "Llama 3.x Instruct: <|start_header_id|>role<|end_header_id|> ... <|eot_id|>")
+    register("smollm2", _smollm2, "SmolLM2 Instruct: ChatML <|im_start|>role ... <|im_end|>, SmolLM2's default system prompt")
     register("role_colon", _role_colon, "Plain 'User: ... / Assistant: ...' for base models")
     register(
         "hf_template",
