@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cookbook_cli.models.families import ModelFamily, OfflineModel
 from cookbook_cli.plugins.spec import Register, hookimpl
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -37,6 +36,8 @@ def smollm2_gguf() -> Path | None:
 
 @hookimpl(specname="register_models")
 def register_llama3(register: Register) -> None:
+    from cookbook_cli.models import ModelFamily
+
     register(
         "llama3",
         ModelFamily(
@@ -73,6 +74,8 @@ def register_llama3(register: Register) -> None:
 
 @hookimpl(specname="register_models")
 def register_smollm2(register: Register) -> None:
+    from cookbook_cli.models import ModelFamily, OfflineModel
+
     register(
         "smollm2",
         ModelFamily(

@@ -34,10 +34,10 @@ def _hf_template(tokenizer: Any) -> Any:
 @hookimpl(specname="register_renderers")
 def register_builtin_renderers(register: Register) -> None:
     register("llama3", _llama3, "Llama 3.x Instruct: <|start_header_id|>role<|end_header_id|> ... <|eot_id|>")
-    register("smollm2", _smollm2, "SmolLM2 Instruct: ChatML <|im_start|>role ... <|im_end|>, SmolLM2's default system prompt")
     register("role_colon", _role_colon, "Plain 'User: ... / Assistant: ...' for base models")
     register(
         "hf_template",
         _hf_template,
         "Any model's own Jinja chat template (from its tokenizer); weights from growing prefixes",
     )
+    register("smollm2", _smollm2, "SmolLM2 Instruct: ChatML <|im_start|>role ... <|im_end|>, SmolLM2's default system prompt")
