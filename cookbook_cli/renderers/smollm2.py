@@ -14,6 +14,13 @@ newline is written after the end marker and not trained on (except with
 `all_tokens`). There is no BOS token. Sampling stops at `<|im_end|>`; a sampled
 `<|endoftext|>` also ends a response (termination `eos`). Tool calls and
 thinking content have no format in SmolLM2 and are refused.
+
+`cookbook renderers check smollm2` against the model's own template: every
+built-in conversation matches token for token except an answer that starts
+with a newline, where the text is the same but the tokenizer would merge the
+header's newline with the answer's (`\n\n`); the renderer encodes header and
+answer apart so that the generation prompt stays a token prefix of the
+training example (a boundary difference every renderer shares).
 """
 
 from __future__ import annotations
