@@ -25,7 +25,7 @@ training example (a boundary difference every renderer shares).
 
 from __future__ import annotations
 
-from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.base import RenderedMessage, StopTokenRenderer
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.types import Message, ToolSpec, text_of
 
@@ -39,11 +39,9 @@ def _header(role: str) -> str:
     return f"{IM_START}{role}\n"
 
 
-class SmolLM2Renderer(Renderer):
-    def __init__(self, tokenizer) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(tokenizer)
-        self._im_end = tokenizer.require_id(IM_END)
-        self._end_of_text = tokenizer.token_to_id(END_OF_TEXT)
+class SmolLM2Renderer(StopTokenRenderer):
+    stop_token = IM_END
+    end_of_text = END_OF_TEXT
 
     def preamble(self, messages: list[Message], tools: list[ToolSpec] | None) -> str:
         if messages and messages[0]["role"] != "system":
@@ -55,12 +53,6 @@ class SmolLM2Renderer(Renderer):
 
     def generation_header(self, messages: list[Message], role: str, tools: list[ToolSpec] | None) -> str:
         return _header(role)
-
-    def stop_token_ids(self) -> list[int]:
-        return [self._im_end]
-
-    def eos_token_ids(self) -> list[int]:
-        return [self._end_of_text] if self._end_of_text is not None else []
 
     def parse_response(self, tokens: list[int]) -> tuple[Message, Termination]:
         text, term = self.split_response(tokens)
