@@ -83,7 +83,6 @@ def register_smollm2(register: Register) -> None:
             patterns=("*smollm2*",),
             tokenizer=None,
             models=(SMOLLM2_NAME, SMOLLM2_HUB_ID, "HuggingFaceTB/SmolLM2-360M-Instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct"),
-            other_renderers=("hf_template",),
             context_length=8192,
             base_renderer="role_colon",
             base_patterns=("*smollm2-[0-9]*m", "*smollm2-1.7b"),

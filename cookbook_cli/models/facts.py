@@ -77,18 +77,18 @@ def folder_facts(folder: Path) -> ModelFacts:
 
 
 def gguf_facts(path: Path) -> ModelFacts:
-    from cookbook_cli.models.gguf_folder import metadata, open_gguf
+    from cookbook_cli.models.gguf_header import StringArray, read_header
 
-    reader = open_gguf(path)
-    meta = metadata(reader)
+    header = read_header(path)
+    meta = header.metadata
     arch = meta.get("general.architecture")
     tokens = meta.get("tokenizer.ggml.tokens")
     context = meta.get(f"{arch}.context_length")
     hidden = meta.get(f"{arch}.embedding_length")
     return ModelFacts(
         architecture=f"{arch} (GGUF)" if isinstance(arch, str) else None,
-        parameters=sum(int(t.n_elements) for t in reader.tensors) or None,
-        vocabulary=len(tokens) if isinstance(tokens, list) else None,
+        parameters=header.parameters or None,
+        vocabulary=tokens.count if isinstance(tokens, StringArray) else None,
         context_length=int(context) if context is not None else None,
         hidden_size=int(hidden) if hidden is not None else None,
         chat_template=bool(meta.get("tokenizer.chat_template")),

@@ -277,9 +277,11 @@ def write_folder(gguf: Path, folder: Path) -> None:
     """Write the Hugging Face folder of `gguf` into the empty `folder`."""
     from safetensors.numpy import save_file
 
+    from cookbook_cli.models.gguf_header import read_header
+
+    architecture_of(read_header(gguf).metadata, gguf)  # fast refusals before the full parse
     reader = open_gguf(gguf)
     meta = metadata(reader)
-    architecture_of(meta, gguf)
     tokenizer_json, tokenizer_config = tokenizer_files(meta, gguf)
     names = {t.name for t in reader.tensors}
     if "token_embd.weight" not in names:
