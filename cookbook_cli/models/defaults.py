@@ -12,7 +12,7 @@ from typing import Any
 from cookbook_cli.errors import CookbookError, UnknownNameError
 from cookbook_cli.learning_rates import LearningRateDefault, family_rule, generic
 from cookbook_cli.models.facts import model_facts
-from cookbook_cli.models.families import family_of, model_info, recommended_model_for_renderer
+from cookbook_cli.models.families import family_of, model_info, offline_model, recommended_model_for_renderer
 from cookbook_cli.models.inputs import resolve_model_input
 
 DEFAULT_RENDERER = "llama3"
@@ -48,14 +48,12 @@ def model_spec(model: str, engine: str) -> ModelSpec | None:
 
 
 def tokenizer_source(name: str) -> str:
-    """Where the tokenizer of a model input loads from: the model folder (for a
-    folder, a .gguf file or a registered name), else `name` itself (a
-    tokenizer.json, or a Hub id)."""
-    path = Path(name).expanduser()
-    if path.is_dir() or (path.is_file() and path.suffix.lower() != ".gguf"):
-        return name
-    resolved = resolve_model_input(name)
-    return resolved.load_from
+    """Where a tokenizer named `name` loads from: the model folder of a .gguf
+    file or of a name a family supplies offline; else `name` itself (a
+    tokenizer.json, a folder, a Hub id, a family's tokenizer name)."""
+    if Path(name).suffix.lower() == ".gguf" or offline_model(name) is not None:
+        return resolve_model_input(name).load_from
+    return name
 
 
 def tokenizer_for_model(model: str, engine: str) -> str:

@@ -100,6 +100,17 @@ def test_sample_on_a_gguf_converts_it_and_answers_with_its_own_template(tmp_path
     assert row["messages"][-1]["role"] == "assistant" and row["sample"]["tokens"] >= 1
 
 
+@pytest.mark.parametrize("recipe", [("sl",), ("dpo",), ("rl", "--env", "arithmetic"), ("distill", "--teacher", "TEACHER")])
+def test_every_recipe_takes_a_gguf_and_its_chat_template(tmp_path: Path, write_gguf, recipe: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    gguf_file = str(write_gguf(tmp_path / "tiny.gguf"))
+    args = [gguf_file if a == "TEACHER" else a for a in recipe]
+    proc = cookbook("train", *args, "--model", gguf_file, "--log-dir", str(tmp_path / "run"), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "Renderer: hf_template (the model's own chat template; no family matched" in proc.stderr
+    config = json.loads(proc.stdout)
+    assert (config["model"], config["renderer"]) == (gguf_file, "hf_template")
+
+
 # -- bad inputs: one line, nothing left in the cache ------------------------------------------------
 def _no_conversion_left(cache: Path) -> None:
     assert not cache.exists() or list((cache / "models").iterdir()) == []
