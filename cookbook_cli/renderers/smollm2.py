@@ -33,10 +33,7 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 END_OF_TEXT = "<|endoftext|>"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-
-
-def _header(role: str) -> str:
-    return f"{IM_START}{role}\n"
+HEADER = IM_START + "{}\n"  # .format(role)
 
 
 class SmolLM2Renderer(StopTokenRenderer):
@@ -45,14 +42,14 @@ class SmolLM2Renderer(StopTokenRenderer):
 
     def preamble(self, messages: list[Message], tools: list[ToolSpec] | None) -> str:
         if messages and messages[0]["role"] != "system":
-            return f"{_header('system')}{DEFAULT_SYSTEM_PROMPT}{IM_END}\n"
+            return f"{HEADER.format('system')}{DEFAULT_SYSTEM_PROMPT}{IM_END}\n"
         return ""
 
     def render_conversation(self, messages: list[Message], tools: list[ToolSpec] | None) -> list[RenderedMessage]:
-        return [RenderedMessage(_header(m["role"]), text_of(m) + IM_END, "\n") for m in messages]
+        return [RenderedMessage(HEADER.format(m["role"]), text_of(m) + IM_END, "\n") for m in messages]
 
     def generation_header(self, messages: list[Message], role: str, tools: list[ToolSpec] | None) -> str:
-        return _header(role)
+        return HEADER.format(role)
 
     def parse_response(self, tokens: list[int]) -> tuple[Message, Termination]:
         text, term = self.split_response(tokens)
