@@ -12,7 +12,7 @@ from cookbook_cli.learning_rates import LearningRateDefault
 from cookbook_cli.models.defaults import choose_renderer, learning_rate_default
 from cookbook_cli.models.facts import ModelFacts, model_facts
 from cookbook_cli.models.families import ModelInfo, model_info
-from cookbook_cli.models.inputs import ModelInput, resolve_model_input
+from cookbook_cli.models.inputs import ModelInput, looks_like_path, resolve_model_input
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ def describe_model(name: str, engine: str = "local") -> ModelReport:
         info: ModelInfo | None = model_info(name)
     except UnknownNameError:
         if not _is_local(name):
+            if looks_like_path(name):
+                resolve_model_input(name)  # says the path does not exist
             raise
         info = None
     resolved = resolve_model_input(name, convert=False)

@@ -40,7 +40,7 @@ class ModelInput:
         return str(self.folder) if self.folder is not None else self.name
 
 
-def _looks_like_path(name: str) -> bool:
+def looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.lower().endswith(".gguf") or name.count("/") > 1
 
 
@@ -86,6 +86,6 @@ def resolve_model_input(name: str, convert: bool = True) -> ModelInput:
         if located.is_dir():
             return _folder_input(name, located, "registered", f"registered model, from {located}")
         return _gguf_input(name, located, "registered", f"registered model, from {located}", convert)
-    if _looks_like_path(name):
+    if looks_like_path(name):
         raise CookbookError(f"model path {name!r} does not exist; --model takes {FOLDER_HINT}")
     return ModelInput(name, "hub", None, "a Hugging Face Hub id")
