@@ -1,7 +1,8 @@
 """A `.gguf` file as a Hugging Face model folder, converted once and cached.
 
-The folder is written here from the GGUF's own metadata and tensors (read with
-the `gguf` package), not by transformers' GGUF loader, so that it loads the
+The folder is written here from the GGUF's own metadata (read by
+`gguf_header`) and tensors (read and dequantized with the `gguf` package), not
+by transformers' GGUF loader, so that it loads the
 same under every transformers version cookbook allows (>= 4.45):
 
 - config.json: `LlamaForCausalLM` with explicit `rope_theta` (4.x otherwise
@@ -130,19 +131,6 @@ def open_gguf(path: Path) -> Any:
         return gguf.GGUFReader(str(path), "r")
     except Exception as e:  # noqa: BLE001 - any parse failure of a damaged file is one line
         raise CookbookError(f"{str(path)!r} is not a readable GGUF file ({first_line(e)})") from None
-
-
-def metadata(reader: Any) -> dict[str, Any]:
-    """The GGUF's key/value metadata as Python values (strings, numbers, lists)."""
-    out: dict[str, Any] = {}
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF."):
-            continue
-        try:
-            out[key] = field.contents()
-        except Exception:  # noqa: BLE001 - a field this gguf version cannot decode is left out
-            continue
-    return out
 
 
 def architecture_of(meta: dict[str, Any], path: Path) -> str:
@@ -279,10 +267,10 @@ def write_folder(gguf: Path, folder: Path) -> None:
 
     from cookbook_cli.models.gguf_header import read_header
 
-    architecture_of(read_header(gguf).metadata, gguf)  # fast refusals before the full parse
-    reader = open_gguf(gguf)
-    meta = metadata(reader)
+    meta = read_header(gguf, decode_arrays=True).metadata
+    architecture_of(meta, gguf)
     tokenizer_json, tokenizer_config = tokenizer_files(meta, gguf)
+    reader = open_gguf(gguf)  # the tensors
     names = {t.name for t in reader.tensors}
     if "token_embd.weight" not in names:
         raise CookbookError(f"{str(gguf)!r} has no token_embd.weight; the file is incomplete")

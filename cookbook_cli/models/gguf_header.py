@@ -1,7 +1,8 @@
-"""A GGUF file's header read directly: its metadata and tensor shapes, with
-string arrays (the vocabulary, the merges) counted rather than decoded, so
-`models info` answers in milliseconds where `gguf.GGUFReader` parses every
-token first. The format: magic `GGUF`, version, tensor and key/value counts,
+"""A GGUF file's header read directly: its metadata and tensor shapes. String
+arrays (the vocabulary, the merges) are counted rather than decoded unless
+asked for, so `models info` answers in a fraction of a second where
+`gguf.GGUFReader` parses every token first; conversion reads the metadata
+here too, so it depends on no version of the `gguf` package's field API. The format: magic `GGUF`, version, tensor and key/value counts,
 the key/value pairs, then one (name, shape, type, offset) per tensor."""
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class GGUFHeader:
 
 
 class _Cursor:
-    def __init__(self, data: Any) -> None:
-        self.data, self.at = data, 0
+    def __init__(self, data: Any, decode_arrays: bool) -> None:
+        self.data, self.at, self.decode_arrays = data, 0, decode_arrays
 
     def unpack(self, fmt: str) -> Any:
         (value,) = struct.unpack_from(fmt, self.data, self.at)
@@ -65,7 +66,7 @@ class _Cursor:
             return self.string()
         if kind == _ARRAY:
             element, count = self.unpack("<I"), self.unpack("<Q")
-            if element == _STRING:
+            if element == _STRING and not self.decode_arrays:
                 for _ in range(count):
                     self.string(decode=False)
                 return StringArray(count)
@@ -73,13 +74,14 @@ class _Cursor:
         raise ValueError(f"unknown value type {kind}")
 
 
-def read_header(path: Path) -> GGUFHeader:
-    """The header of the GGUF file at `path`; a file that is not one is one line."""
+def read_header(path: Path, decode_arrays: bool = False) -> GGUFHeader:
+    """The header of the GGUF file at `path` (string arrays as `StringArray`
+    counts unless `decode_arrays`); a file that is not one is one line."""
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             if data[:4] != b"GGUF":
                 raise ValueError("no GGUF magic number at its start")
-            cursor = _Cursor(data)
+            cursor = _Cursor(data, decode_arrays)
             cursor.at = 4
             version = cursor.unpack("<I")
             if version < 2:
