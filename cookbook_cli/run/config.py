@@ -214,18 +214,21 @@ def check_engine_ready(engine: str) -> None:
 
 def model_width(model: str) -> int | None:
     """The model's hidden size where it is known without loading it: a random
-    shape, a family's table, or the config.json of a local folder."""
+    shape, its family's table, or its files (a folder's config.json, a .gguf's
+    header, the Hugging Face cache)."""
     from cookbook_cli.engines.local.shapes import is_random_model, parse_random_model
 
     if is_random_model(model):
         return parse_random_model(model).shape.hidden
-    from cookbook_cli.learning_rates import hidden_size_of
+    from cookbook_cli.models import family_of, model_facts
 
-    table: dict[str, int] = {}
     try:
-        from cookbook_cli.models import family_of
-
-        table = dict(getattr(family_of(model)[1], "hidden_sizes", {}) or {})
+        table = {m.lower(): size for m, size in family_of(model)[1].hidden_sizes}
+        if model.lower() in table:
+            return table[model.lower()]
     except CookbookError:
         pass
-    return hidden_size_of(model, table)
+    try:
+        return model_facts(model).hidden_size
+    except CookbookError:
+        return None
