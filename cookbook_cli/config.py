@@ -174,18 +174,18 @@ def make_config(
     cls: type, options: Mapping[str, Any], words: Sequence[str] = (), option_names: Sequence[str] = (),
     flags: Mapping[str, str] | None = None, base: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Build chz config `cls` from `base` values (a stored run's), typer option
-    values (None: not given) and trailing `key=value` words; a word that
-    contradicts an option is refused naming both (`flags`: key -> the option
-    that set it). Then check that every float in it is finite."""
+    """Build chz config `cls` from `base` values (a stored run's), option
+    values (None: not given) and trailing `key=value` words, which win over
+    the values; with `flags` (key -> the command-line option that set it, as
+    the CLI passes) a word that contradicts an option is refused naming both.
+    Then check that every float in it is finite."""
     from chz.blueprint._entrypoint import EntrypointException
 
     values = expand_values(cls, {k: v for k, v in options.items() if v is not None})
     overrides = parse_overrides(words, option_names)
     for key, word in overrides.items():
-        if key in values and str(values[key]) != word:
-            given = f"{(flags or {}).get(key, key)} {values[key]}"
-            raise CookbookError(f"{given} and {key}={word} both set {key}; give one")
+        if flags and key in flags and str(values[key]) != word:
+            raise CookbookError(f"{flags[key]} {values[key]} and {key}={word} both set {key}; give one")
     word_values: dict[str, Any] = {}
     for key, word in overrides.items():
         factory = getattr(field_at(cls, key), "_meta_factory", None)

@@ -36,8 +36,8 @@ def data(tmp_path: Path) -> Path:
 def config(data: Path, log_dir: Path, **kw) -> SLConfig:
     from cookbook_cli.config import make_config
 
-    words = [f"dataset.path={data}", "dataset.test_size=0", "batch_size=2", "max_steps=4", "save_every=2", *(f"{k}={v}" for k, v in kw.items())]
-    return make_config(SLConfig, {"log_dir": str(log_dir)}, words)
+    fields = {"dataset.path": data, "dataset.test_size": 0, "batch_size": 2, "max_steps": 4, "save_every": 2, **kw}  # a word once: twice is refused
+    return make_config(SLConfig, {"log_dir": str(log_dir)}, [f"{k}={v}" for k, v in fields.items()])
 
 
 def quiet(_: str) -> None:
