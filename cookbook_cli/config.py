@@ -339,6 +339,9 @@ def values_from_json(cls: type, data: Mapping[str, Any], prefix: str = "") -> di
         elif typing.get_origin(tp) is list and typing.get_args(tp) and chz.is_chz(typing.get_args(tp)[0]) and isinstance(value, list):
             for i, item in enumerate(value):
                 out.update(values_from_json(typing.get_args(tp)[0], item, f"{key}.{i}."))
+        elif isinstance(value, Mapping) or (value is None and dict in (typing.get_origin(tp), *map(typing.get_origin, typing.get_args(tp)))):
+            # a dict field by its entries, so `engine_options.device=cpu` given again still applies
+            out.update({f"{key}.{k}": v for k, v in (value or {}).items()})
         else:
             out[key] = value
     return out
