@@ -15,7 +15,7 @@ from sl_helpers import run_cli
 
 pytest.importorskip("torch")
 
-TIMING = ("time/", "elapsed")
+TIMING = ("time/", "step_time", "elapsed")
 
 
 def distill_args(toy_model: str, prompts: Path, log_dir: Path, *extra: str) -> list[str]:
@@ -82,3 +82,37 @@ def test_async_killed_with_9_resumes_with_each_step_once(tmp_path, toy_model, pr
     assert [r["step"] for r in metrics] == [0, 1, 2, 3]
     assert max(r["staleness/max"] for r in metrics) <= 1
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2, 4]
+
+
+def off_policy_args(toy_model: str, log_dir: Path, *extra: str) -> list[str]:
+    teacher = "random:small:" + toy_model.split(":", 2)[2]
+    return [
+        "train", "distill", "--mode", "off_policy", "--teacher", teacher, "--model", toy_model, "--renderer", "role_colon",
+        "--max-steps", "4", "--save-every", "2", "--batch-size", "4", "--max-length", "96", "--topk", "5", "--lora-rank", "0", "--lr", "0.03",
+        "--log-dir", str(log_dir), *extra, "engine_options.device=cpu",
+    ]
+
+
+def test_off_policy_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path, toy_model):
+    """The teacher's top-K of the steps before the kill come from the run's
+    cache on resume; everything but timings and that cache count matches."""
+    reference = tmp_path / "reference"
+    proc = run_cli(off_policy_args(toy_model, reference))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "teacher KL" in proc.stdout
+    log_dir = tmp_path / "run"
+    proc = run_cli(off_policy_args(toy_model, log_dir), prelude=kill_after_step(2))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
+    proc = run_cli(off_policy_args(toy_model, log_dir, "--if-exists", "resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in proc.stdout
+
+    def comparable(log: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "teacher/cache_hits"} for r in untimed(rows(log))]
+
+    assert comparable(log_dir) == comparable(reference)
+    assert [r["step"] for r in rows(log_dir)] == [0, 1, 2, 3]
+    a, b = final_weights(log_dir), final_weights(reference)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert all(r["teacher_kl"] > 1e-3 for r in rows(reference))  # the teacher really differs
