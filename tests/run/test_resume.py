@@ -6,18 +6,12 @@ checkpoint falls back to the previous intact one."""
 
 from __future__ import annotations
 
-import json
-import os
-import shlex
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from sl_helpers import REPO, cli_env, run_cli
+from sl_helpers import interrupt_cli, resume_words, rows, run_cli
 
 pytest.importorskip("torch")
 
@@ -33,11 +27,6 @@ def sl_args(log_dir: Path, *extra: str) -> list[str]:
 
 def rl_args(log_dir: Path, *extra: str) -> list[str]:
     return [*RL, "--log-dir", str(log_dir), *extra, "num_groups_to_log=0"]
-
-
-def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
-    path = log_dir / name
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def untimed(metrics: list[dict]) -> list[dict]:
@@ -121,35 +110,15 @@ def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
     assert "no intact checkpoint is left" in proc.stderr and "--if-exists overwrite" in proc.stderr
 
 
-def _interrupt(args: list[str], log_dir: Path, sig: int, after_step: int) -> subprocess.CompletedProcess[str]:
-    code = f"import sys\nfrom cookbook_cli.cli.main import main\nsys.argv = ['cookbook', *{args!r}]\nmain()\n"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not any(r.get("step") == after_step for r in rows(log_dir)):
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.kill(proc.pid, sig)
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def _resume_words(stderr: str) -> list[str]:
-    (line,) = [ln for ln in stderr.splitlines() if ln.startswith("Stopped: ")]
-    words = shlex.split(line.split("Resume with: ", 1)[1])
-    assert words[0] == "cookbook"
-    return words[1:]
-
-
 def test_ctrl_c_says_where_it_stopped_and_the_command_resumes_exactly(sl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = _interrupt(sl_args(log_dir), log_dir, signal.SIGINT, after_step=2)
+    proc = interrupt_cli(sl_args(log_dir), log_dir, signal.SIGINT, after_step=2)
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Stopped: train sl interrupted after step "), proc.stderr
     assert " of 6; it resumes from the checkpoint at step 2." in lines[0]
-    words = _resume_words(proc.stderr)
+    words = resume_words(proc.stderr)
     assert words[words.index("--log-dir") + 1] == str(log_dir) and words[words.index("--if-exists") + 1] == "resume"
     resumed = run_cli(words)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -178,10 +147,10 @@ def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_pat
 
 def test_rl_sigterm_stops_in_one_line_and_resumes_exactly(rl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = _interrupt(rl_args(log_dir), log_dir, signal.SIGTERM, after_step=2)
+    proc = interrupt_cli(rl_args(log_dir), log_dir, signal.SIGTERM, after_step=2)
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Stopped: train rl interrupted after step" in proc.stderr
-    resumed = run_cli(_resume_words(proc.stderr))
+    resumed = run_cli(resume_words(proc.stderr))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(log_dir, rl_reference)
 
