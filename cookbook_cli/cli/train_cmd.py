@@ -414,7 +414,8 @@ def distill(
         "off-policy, its examples are trained. Default: the bundled sample.",
     ),
     env: str = typer.Option(None, "--env", help="An RL environment to take prompts from (see `cookbook envs list`); options as env.<field>=value."),
-    mode: str = typer.Option(None, "--mode", help="on_policy (default: the student samples, the teacher grades each token) or off_policy (top-K soft targets)."),
+    mode: str = typer.Option(None, "--mode", help="on_policy (default: the student samples, the teacher grades each token) or off_policy (top-K soft targets; "
+        "the default for a random student and one teacher with a --dataset or the sample)."),
     model: str = typer.Option(
         None, "--model", "-m", help="The student's base model. Default: a fresh copy of a teacher run's base model, else as in train sl."
     ),
