@@ -99,7 +99,10 @@ class Bench:
         )
         result = json.loads((out / "env" / "result.json").read_text()) if (out / "env" / "result.json").is_file() else json.loads(stdout)
         metrics = find_metrics(result)
-        return {"accuracy": metrics["env/correct"], "format": metrics["env/format"]}, wall
+        # The env grades the first integer, so "21 + 44 = 65" is wrong: the last integer tells the sum apart from the format.
+        logs = [log for row in read_jsonl(out / "env" / "trajectories.jsonl") for log in row["logs"]]
+        last = [re.findall(r"-?\d+", log["response"])[-1:] == [log["reference"]] for log in logs]
+        return {"accuracy": metrics["env/correct"], "format": metrics["env/format"], "last integer": sum(last) / len(last)}, wall
 
 
 def find_metrics(result: Any) -> dict[str, float]:
@@ -188,8 +191,9 @@ def rl(b: Bench) -> Path:
     run, wall = b.train("rl", "rl", *b.model_args, "--env", "arithmetic", "--max-steps", str(b.args.rl_steps), "--group-size", str(b.args.group_size),
                         "--groups-per-batch", str(b.args.groups_per_batch), f"env.max_operand={b.args.max_operand}", "--save-every", "0")
     after, wall_after = b.env_eval(["--run", str(run)], "rl-after")
-    show("held-out accuracy", base["accuracy"], after["accuracy"])
+    show("held-out accuracy (first integer)", base["accuracy"], after["accuracy"])
     show("held-out clean format", base["format"], after["format"])
+    show("held-out sum as the last integer", base["last integer"], after["last integer"])
     show("train reward (first -> last step)", *first_last(run, "env/all/reward/total"))
     print(f"  wall: train {wall:.0f}s ({b.args.rl_steps} steps x {b.args.groups_per_batch} problems x {b.args.group_size}), "
           f"eval base {wall_base:.0f}s, after {wall_after:.0f}s")
@@ -208,10 +212,10 @@ def distill(b: Bench) -> None:
                         "--save-every", "0")
     student, wall_eval = b.env_eval(["--run", str(run)], "distill-after")
     show("teacher KL (first -> last step)", *first_last(run, "teacher_kl"))
-    for key in ("accuracy", "format"):
+    for key in ("accuracy", "format", "last integer"):
         gain = taught[key] - base[key]
         share = f"  ({(student[key] - base[key]) / gain:.0%} of the teacher's gain)" if abs(gain) > 1e-9 else ""
-        print(f"  held-out {key:<25} base {base[key]:.3f}, teacher {taught[key]:.3f}, student {student[key]:.3f}{share}")
+        print(f"  held-out {key:<18} base {base[key]:.3f}, teacher {taught[key]:.3f}, student {student[key]:.3f}{share}")
     print(f"  wall: train {wall:.0f}s, eval {wall_eval:.0f}s")
 
 
@@ -246,15 +250,18 @@ def dpo(b: Bench) -> None:
 
 
 def chat(b: Bench) -> None:
-    print("Chat: greedy replies of the trained models")
+    print("Chat: greedy replies of the trained models (one `cookbook chat` each, its task then a general question)")
     asks = {"sft": "Write 512 in words.", "rl": "What is 23 + 41?", "dpo": "Name a color like green.", "distill": "What is 17 + 35?"}
     for name, ask in asks.items():
         run = b.work / name
         if not (run / "bench_wall.txt").is_file():
             continue
-        for question in (ask, "What is the capital of France?"):
-            out, _ = b.cookbook("chat", "--run", str(run), "--temperature", "0", "--max-tokens", "40", stdin=question + "\n")
-            print(f"  {name}: {question!r} -> {out.strip().splitlines()[-1][:120]!r}")
+        questions = [ask, "What is the capital of France?"]
+        out, wall = b.cookbook("chat", "--run", str(run), "--temperature", "0", "--max-tokens", "40", stdin="\n/reset\n".join(questions) + "\n")
+        replies = [line.removeprefix("assistant: ") for line in out.splitlines() if line.startswith("assistant: ")]
+        for question, reply in zip(questions, replies):
+            print(f"  {name}: {question!r} -> {reply[:120]!r}")
+        print(f"  ({wall:.0f}s)")
 
 
 def main() -> None:
