@@ -78,7 +78,13 @@ def test_the_default_mode_follows_the_student_and_the_data(args, mode):
     assert json.loads(result.output)["mode"] == mode
 
 
-def test_a_pretrained_student_defaults_to_on_policy(tmp_path, toy_model, prompt_file):
+def test_a_pretrained_student_defaults_to_on_policy(tmp_path, toy_model):
+    import shutil
+
+    from cookbook_cli.rl.toy_tokenizer import toy_tokenizer_path
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "vocab_size": 34}))
+    shutil.copy(toy_tokenizer_path(), tmp_path / "tokenizer.json")
     result = invoke("train", "distill", "--teacher", toy_model, "--model", str(tmp_path), "--renderer", "role_colon", "--dry-run")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["mode"] == "on_policy"
