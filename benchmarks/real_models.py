@@ -12,7 +12,7 @@ prints before -> after on data the training never saw, with wall times:
   solved example first): greedy accuracy (first integer) and clean-format
   rate (just the number, ended at the stop sequence) on the env's held-out
   test problems (`cookbook eval ... env`), base against the trained run.
-- dpo: the shipped sample preferences, a tenth held out: the run's held-out
+- dpo: a seeded --dpo-pairs of the shipped sample preferences, a quarter held out: the run's held-out
   preference accuracy and margin at step 0 and at the end, and greedy replies
   before -> after on prompts of the preferred kinds with words the data never
   uses (share in the preferred form: a numbered list, a one-word colour).
@@ -27,7 +27,7 @@ to --work (default runs/real-models); a finished method's run is reused
 (delete its folder to retrain).
 
 Run: python benchmarks/real_models.py [--only sft,rl,dpo,distill,chat] [--model smollm2-135m-instruct]
-     [--renderer R] [--work DIR] [--lr LR] [--sft-steps 60] [--rl-steps 16] [--distill-steps 6] [--dpo-steps 20]
+     [--renderer R] [--work DIR] [--lr LR] [--sft-steps 60] [--rl-steps 16] [--distill-steps 6] [--dpo-steps 8] [--dpo-pairs 96]
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def rl(b: Bench) -> Path:
     show("held-out accuracy (first integer)", base["accuracy"], after["accuracy"])
     show("held-out clean format", base["format"], after["format"])
     show("held-out sum as the last integer", base["last integer"], after["last integer"])
-    show("train reward (first -> last step)", *first_last(run, "env/all/reward/total"))
+    show("train reward (first -> last step)", *first_last(run, "env/reward/mean"))
     print(f"  wall: train {wall:.0f}s ({b.args.rl_steps} steps x {b.args.groups_per_batch} problems x {b.args.group_size}), "
           f"eval base {wall_base:.0f}s, after {wall_after:.0f}s")
     return run
@@ -220,16 +220,23 @@ def distill(b: Bench) -> None:
 
 
 def dpo(b: Bench) -> None:
-    print("DPO: the sample preferences, 30 pairs held out")
-    run, wall = b.train("dpo", "dpo", *b.model_args, "--max-steps", str(b.args.dpo_steps), "--batch-size", "8", "--eval-every", str(b.args.dpo_steps // 4 or 1),
-                        "--save-every", "0", "dataset.test_size=30")
+    from importlib import resources
+
+    pairs, held = b.args.dpo_pairs, b.args.dpo_pairs // 4
+    print(f"DPO: {pairs} of the sample preferences (seeded), {held} held out")
+    rows = (resources.files("cookbook_cli") / "data" / "sample_preferences.jsonl").read_text().splitlines()
+    random.Random(0).shuffle(rows)
+    data = b.work / "preferences.jsonl"
+    data.write_text("\n".join(rows[:pairs]) + "\n")
+    run, wall = b.train("dpo", "dpo", *b.model_args, "--dataset", str(data), "--max-steps", str(b.args.dpo_steps), "--batch-size", "8",
+                        "--eval-every", str(b.args.dpo_steps // 2 or 1), "--save-every", "0", f"dataset.test_size={held}")
     show("held-out preference accuracy", *first_last(run, "test/accuracy"))
     show("held-out margin", *first_last(run, "test/margin"))
     show("train loss", *first_last(run, "dpo_loss"))
     # Prompts of the preferred kinds, with words the preference data never uses.
     items = ["cherry", "violin", "desert", "candle", "rocket", "pillow", "harbor", "pepper"]
-    lists = [f"List {a}, {c} and {d}." for a, c, d in zip(items, items[3:] + items[:3], items[5:] + items[:5])][:4]
-    colors = [f"Name a color like {c}." for c in ("purple", "orange", "brown", "pink")]
+    lists = [f"List {a}, {c} and {d}." for a, c, d in zip(items, items[3:] + items[:3], items[5:] + items[:5])][:2]
+    colors = [f"Name a color like {c}." for c in ("purple", "orange")]
     greetings = [f"Hi, I am {n}." for n in ("Oskar", "Priya")]
     prompts = lists + colors + greetings
 
@@ -240,12 +247,12 @@ def dpo(b: Bench) -> None:
             return re.fullmatch(r"\w+\.?", reply.strip()) is not None
         return reply.strip().startswith("Hello")
 
-    before, _ = b.replies(b.model_args, prompts, "dpo-base", 40)
-    after, wall_after = b.replies(["--run", str(run)], prompts, "dpo-after", 40)
+    before, _ = b.replies(b.model_args, prompts, "dpo-base", 24)
+    after, wall_after = b.replies(["--run", str(run)], prompts, "dpo-after", 24)
     share = [sum(preferred(p, r) for p, r in zip(prompts, replies)) / len(prompts) for replies in (before, after)]
     show("replies in the preferred form", *share)
     print(f"  wall: train {wall:.0f}s ({b.args.dpo_steps} steps x 8 pairs), sample {wall_after:.0f}s")
-    idx = [0, 4, 8]
+    idx = [0, 2, 4]
     show_replies([prompts[i] for i in idx], [before[i] for i in idx], [after[i] for i in idx])
 
 
@@ -274,7 +281,8 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=60)
     parser.add_argument("--rl-steps", type=int, default=16)
     parser.add_argument("--distill-steps", type=int, default=6)
-    parser.add_argument("--dpo-steps", type=int, default=20)
+    parser.add_argument("--dpo-steps", type=int, default=8)
+    parser.add_argument("--dpo-pairs", type=int, default=96, help="dpo: pairs of the sample used, a quarter held out")
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--groups-per-batch", type=int, default=8)
     parser.add_argument("--max-operand", type=int, default=99, help="rl/distill: the env's largest operand (its default)")
