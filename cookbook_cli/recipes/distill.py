@@ -16,8 +16,9 @@ bring their own prompts, and every batch mixes them by `weight`.
 
 Off-policy (`mode=off_policy`): on a fixed supervised dataset, the teacher's
 top-K next-token distribution at every trained position (renormalised over
-the K) is the soft target of a `cross_entropy` over (N, K) targets. The
-teacher's top-K are cached in the run (`teacher_topk/`).
+the K) is the soft target of a `cross_entropy` over (N, K) targets, in the
+epoch loop (`recipes/epoch_loop.py`, as `train sl`). The teacher's top-K are
+cached in the run (`teacher_topk/`).
 
 Everything else is the shared run lifecycle: validate before writing,
 checkpoints every `save_every` steps, resume with `--if-exists resume`.
