@@ -8,10 +8,13 @@ tried as a Hub id it would cost a minute of retries before failing.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from cookbook_cli.errors import CookbookError
+
+_ENGINE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:")
 
 #: Endings of files that hold weights, configs or data, never of a Hub id.
 FILE_SUFFIXES = (".gguf", ".json", ".jsonl", ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".npz", ".onnx")
@@ -20,8 +23,9 @@ FILE_SUFFIXES = (".gguf", ".json", ".jsonl", ".safetensors", ".bin", ".pt", ".pt
 def looks_like_local_path(spec: str) -> bool:
     """Whether `spec` can only name a local path: it starts with `/`, `.` or
     `~`, uses `\\`, has more folders than a Hub id's `owner/name`, ends in a
-    file suffix or `/`, starts with `runs/`, or names a folder that exists."""
-    if "://" in spec:
+    file suffix or `/`, starts with `runs/`, or names a folder that exists.
+    URLs and names an engine parses (`random:tiny:/path/tokenizer.json`) are not paths."""
+    if "://" in spec or _ENGINE_NAME.match(spec):
         return False
     if spec.startswith(("/", ".", "~", "runs/")) or "\\" in spec or spec.endswith("/"):
         return True

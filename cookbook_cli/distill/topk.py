@@ -136,8 +136,6 @@ class TopKCache:
         self.teacher = teacher
         self.k = k
         self.key = f"{teacher_key}|k={k}"
-        self.hits = 0
-        self.misses = 0
 
     def _path(self, tokens: Sequence[int]) -> Path | None:
         if self.folder is None:
@@ -152,12 +150,10 @@ class TopKCache:
         if path is not None and path.is_file():
             try:
                 with np.load(path) as z:
-                    self.hits += 1
                     return TeacherTopK(z["ids"].astype(np.int64), z["logprobs"].astype(np.float64))
             except (OSError, ValueError, KeyError):
                 pass  # a damaged file is asked again
         topk = await self._ask(tokens)
-        self.misses += 1
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
