@@ -136,6 +136,7 @@ class TopKCache:
         self.teacher = teacher
         self.k = k
         self.key = f"{teacher_key}|k={k}"
+        self.hits = 0  # sequences read from the cache (logged as teacher/cache_hits)
 
     def _path(self, tokens: Sequence[int]) -> Path | None:
         if self.folder is None:
@@ -150,6 +151,7 @@ class TopKCache:
         if path is not None and path.is_file():
             try:
                 with np.load(path) as z:
+                    self.hits += 1
                     return TeacherTopK(z["ids"].astype(np.int64), z["logprobs"].astype(np.float64))
             except (OSError, ValueError, KeyError):
                 pass  # a damaged file is asked again
