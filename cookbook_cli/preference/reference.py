@@ -31,8 +31,8 @@ from cookbook_cli.errors import CookbookError
 
 if TYPE_CHECKING:
     from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
-    from cookbook_cli.run.reader import RunReader
     from cookbook_cli.preference.data import PreferenceBatch, PreferenceDataset
+    from cookbook_cli.run.reader import RunReader
 
 FOLDER = "reference"
 CACHE = "sums.json"
