@@ -77,7 +77,7 @@ def resolve_teacher(spec: str, engine: str) -> Teacher:
 
 def _teacher_run(spec: str, run: RunReader, engine: str) -> Teacher:
     from cookbook_cli.models import tokenizer_for_model
-    from cookbook_cli.run.files import CONFIG, read_json
+    from cookbook_cli.run.files import CONFIG
 
     record = run.final_sampler()
     if record is None:
@@ -85,7 +85,7 @@ def _teacher_run(spec: str, run: RunReader, engine: str) -> Teacher:
             f"teacher run {spec!r} has no final sampler weights (it has not finished); "
             "finish it with --if-exists resume, or name a model"
         )
-    config = read_json(run.path / CONFIG) if (run.path / CONFIG).is_file() else {}
+    config = run.stored_config()
     model, run_engine = config.get("model"), config.get("engine")
     if not isinstance(model, str):
         raise CookbookError(f"teacher run {spec!r}: {run.path / CONFIG} names no model")

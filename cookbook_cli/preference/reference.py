@@ -70,12 +70,8 @@ def resolve_checkpoint(path: str, model: str | None = None, what: str = "checkpo
 
 def check_same_base_model(run: RunReader, model: str, what: str, path: str) -> None:
     """A checkpoint's weights load only on the base model its run trained."""
-    from cookbook_cli.run.files import CONFIG
-
-    if not (run.path / CONFIG).is_file():
-        return
-    theirs = run.base_model()
-    if theirs != model:
+    theirs = run.stored_config().get("model")
+    if isinstance(theirs, str) and theirs != model:
         raise CookbookError(
             f"{what} {path!r} was trained from base model {theirs!r}, not this run's {model!r}; "
             f"its weights load only on their own base model: pass --model {theirs}, or a checkpoint of a {model!r} run"

@@ -59,13 +59,19 @@ class RunReader:
         return cls(p) if p.is_dir() and is_run(p) else None
 
     # -- config --------------------------------------------------------------------------------
+    def stored_config(self) -> dict[str, Any]:
+        """config.json as stored, unchecked ({} when the run has none)."""
+        file = self.path / CONFIG
+        config = read_json(file) if file.is_file() else {}
+        return config if isinstance(config, dict) else {}
+
     def config(self) -> dict[str, Any]:
         """The run's config.json, which must name its model and engine."""
         file = self.path / CONFIG
         if not file.is_file():
             raise CookbookError(f"run {str(self.path)!r} has no {CONFIG}; it cannot say which model it trained")
-        config = read_json(file)
-        if not isinstance(config, dict) or not isinstance(config.get("model"), str) or not isinstance(config.get("engine"), str):
+        config = self.stored_config()
+        if not isinstance(config.get("model"), str) or not isinstance(config.get("engine"), str):
             raise CookbookError(f"{file} names no model and engine; is this a cookbook run?")
         return config
 

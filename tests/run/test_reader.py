@@ -131,6 +131,10 @@ def test_not_a_run(tmp_path, setup, message):
 
 def test_a_config_that_names_no_model(tmp_path):
     run = make_run(tmp_path / "run", (2, False, False), config={"engine": "local"})
-    (run / "config.json").write_text(json.dumps({"engine": "local"}))
+    assert RunReader(run).stored_config() == {"engine": "local"}
     with pytest.raises(CookbookError, match="names no model and engine"):
+        RunReader(run).config()
+    (run / "config.json").unlink()
+    assert RunReader(run).stored_config() == {}
+    with pytest.raises(CookbookError, match="has no config.json; it cannot say which model it trained"):
         RunReader(run).config()
