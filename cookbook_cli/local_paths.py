@@ -72,3 +72,10 @@ def refuse_other_vocabulary(policy: str, other: str, what: str) -> None:
             f"{what} {other!r} has a vocabulary of {b} tokens and the model {policy!r} {a} (from their config.json): "
             "it would score token ids that mean other text to it; give a model with the same tokenizer"
         )
+
+
+def check_scoring_model(policy: str, other: str, what: str, instead: str) -> None:
+    """A model that scores the policy's tokens (a DPO or KL reference): not a
+    missing local path, and of the policy's vocabulary."""
+    refuse_missing_path(other, what, instead)
+    refuse_other_vocabulary(policy, other, what)

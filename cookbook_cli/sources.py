@@ -13,7 +13,8 @@ The engine, its options, the base model and the renderer come from the run's
 config.json (a given `--renderer` wins). A checkpoint with sampler weights is
 sampled from them; one with training state only is loaded into a training
 client whose current weights are then sampled, so every recorded checkpoint
-works, on every engine. Nothing here names an engine.
+works, on every engine. Nothing here names an engine. Runs are read through
+`run.reader.RunReader`, as resume, DPO references and teachers read them.
 """
 
 from __future__ import annotations

@@ -98,15 +98,14 @@ class Reference:
 def reference_of(model: str, init_from: str | None, reference: str | None) -> Reference:
     """The reference a run compares against, and `init_from` checked (both
     before the run opens: a missing path or another base model is one line)."""
-    from cookbook_cli.local_paths import refuse_missing_path, refuse_other_vocabulary
+    from cookbook_cli.local_paths import check_scoring_model
 
     start = resolve_checkpoint(init_from, model, "--init-from") if init_from else None
     if reference is None:
         return Reference("start", model, start)
     if "://" in reference or (Path(reference).expanduser().exists() and not _is_model_folder(Path(reference).expanduser())):
         return Reference("checkpoint", model, resolve_checkpoint(reference, model, "--reference"))
-    refuse_missing_path(reference, "--reference", "give a model (Hub id or folder), a run directory, a checkpoint folder or a tinker:// path")
-    refuse_other_vocabulary(model, reference, "--reference")
+    check_scoring_model(model, reference, "--reference", "give a model (Hub id or folder), a run directory, a checkpoint folder or a tinker:// path")
     return Reference("model", reference)
 
 

@@ -136,7 +136,9 @@ def resolve(config: RLConfig) -> RLConfig:
         model, renderer = suggested.get("model"), suggested.get("renderer")
     model, renderer = models.resolve_model_and_renderer(config.engine, model, renderer)
     if config.kl_reference_model is not None:
-        check_kl_reference(config.kl_reference_model, model)
+        from cookbook_cli.local_paths import check_scoring_model
+
+        check_scoring_model(model, config.kl_reference_model, "kl_reference_model", "give a model (Hub id or folder) with the policy's tokenizer")
     # the suggested training settings go with the suggested model only
     tuned = suggested if "model" in suggested and model == suggested["model"] else {}
     rank = config.lora_rank if config.lora_rank is not None else tuned.get("lora_rank", DEFAULT_LORA_RANK)
@@ -150,14 +152,6 @@ def resolve(config: RLConfig) -> RLConfig:
     return chz.replace(
         config, model=model, renderer=renderer, lora_rank=int(rank), learning_rate=float(lr), max_tokens=max_tokens, log_dir=log_dir
     )
-
-
-def check_kl_reference(reference: str, model: str) -> None:
-    """The KL reference scores the policy's tokens: a local path must exist, and its vocabulary be the policy's."""
-    from cookbook_cli.local_paths import refuse_missing_path, refuse_other_vocabulary
-
-    refuse_missing_path(reference, "kl_reference_model", "give a model (Hub id or folder) with the policy's tokenizer")
-    refuse_other_vocabulary(model, reference, "kl_reference_model")
 
 
 #: Settings a resumed run may change (as in `train sl`), how many groups it shows and what it evaluates.
