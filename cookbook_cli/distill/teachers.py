@@ -68,7 +68,7 @@ def resolve_teacher(spec: str, engine: str) -> Teacher:
     if run is not None:
         return _teacher_run(spec, run, engine)
     path = Path(spec).expanduser()
-    if path.is_file():
+    if path.is_file() and path.suffix.lower() != ".gguf":  # a .gguf is a model input (models.resolve_model_input)
         raise CookbookError(f"teacher {spec!r} is a file; give a model folder, a runs/... directory or a model name")
     refuse_missing_path(spec, "teacher", "give a model (Hub id or folder), a runs/... directory of a finished run, or a tinker:// sampler path")
     source = str(path.resolve()) if path.is_dir() else spec

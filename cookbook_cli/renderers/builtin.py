@@ -18,6 +18,12 @@ def role_colon(tokenizer: Any) -> Any:
     return RoleColonRenderer(tokenizer)
 
 
+def smollm2(tokenizer: Any) -> Any:
+    from cookbook_cli.renderers.smollm2 import SmolLM2Renderer
+
+    return SmolLM2Renderer(tokenizer)
+
+
 def hf_template(tokenizer: Any) -> Any:
     from cookbook_cli.renderers.hf_template import HFTemplateRenderer
 

@@ -20,7 +20,7 @@ from cookbook_cli.cli.main import app
 
 runner = CliRunner()
 
-MISSING = ["./no/such/model", "~/no-such-cookbook-model", "{tmp}/absent", "{tmp}/existing/absent", "models/a/b", "absent.gguf",
+MISSING = ["./no/such/model", "~/no-such-cookbook-model", "{tmp}/absent", "existing/absent", "models/a/b", "absent.gguf",
            "org/weights.safetensors", "runs/no-such-run"]
 OPTIONS = {
     "--reference": ["train", "dpo", "--reference"],
@@ -46,8 +46,9 @@ def with_value(option: str, value: str) -> list[str]:
 
 @pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("path", MISSING)
-def test_a_local_path_that_does_not_exist_is_refused_at_once(tmp_path, option, path):
-    (tmp_path / "existing").mkdir()
+def test_a_local_path_that_does_not_exist_is_refused_at_once(tmp_path, monkeypatch, option, path):
+    (tmp_path / "existing").mkdir()  # `existing/absent` names a folder that exists: a path, never a Hub id
+    monkeypatch.chdir(tmp_path)
     value = path.format(tmp=tmp_path)
     line = refused(with_value(option, value), tmp_path / "run")
     assert f"{option} {value!r} does not exist" in line, line
@@ -74,8 +75,14 @@ def test_a_checkpoint_of_another_base_model_is_refused(tmp_path, option, inside)
 
 
 def hf_folder(path: Path, vocab_size: int) -> Path:
+    """A model folder's config.json and tokenizer (its weights are never loaded: the refusal comes first)."""
+    import shutil
+
+    from cookbook_cli.testing import tiny_tokenizer_path
+
     path.mkdir()
     (path / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": vocab_size, "hidden_size": 64}))
+    shutil.copy(tiny_tokenizer_path() / "tokenizer.json", path / "tokenizer.json")
     return path
 
 
