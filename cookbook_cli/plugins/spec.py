@@ -37,7 +37,9 @@ def register_models(register: Register) -> None:
     `tokenizer` (source; None: the model name), `models` (listed by `models
     list`), `other_renderers`, `chat`, `context_length`, `base_renderer` and
     `base_patterns` (the family's base models), `lr_exponent` and
-    `hidden_sizes` (the learning-rate rule, see `learning_rates`)."""
+    `hidden_sizes` (the learning-rate rule, see `learning_rates`), `offline`
+    (`OfflineModel`s: names that resolve with no network, `locate()`,
+    `install` hint, `hub_id`)."""
 
 
 @hookspec
