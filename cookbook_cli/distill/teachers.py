@@ -10,7 +10,7 @@ A teacher is named the way a user names a model:
 - a model name or folder (a Hub id, a local Hugging Face folder, or a name
   the engine knows, such as the local engine's `random:<shape>:<tokenizer>`).
 
-A name that looks like a local path (see `local_paths.looks_like_local_path`)
+A name that looks like a local path (see `models.inputs.looks_like_path`)
 and does not exist is refused in one line.
 
 `plan_scoring` decides how the teacher grades the student's tokens: `tokens`
