@@ -30,7 +30,9 @@ def batch_of(lengths: tuple[int, ...], vocab: int, seed: int = 0) -> list[Exampl
     return out
 
 
-def logprobs_and_grads(model: Any, batch: list[Example], mode: str, max_tokens: int) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+def logprobs_and_grads(
+    model: Any, batch: list[Example], mode: str, max_tokens: int, backward: bool = True
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
     """Per-sequence logprobs of `batch` laid out by `mode`, and the gradients of
     a weighted sum of them with respect to every trainable parameter."""
     model.zero_grad(set_to_none=True)
@@ -38,8 +40,9 @@ def logprobs_and_grads(model: Any, batch: list[Example], mode: str, max_tokens: 
     for mb in plan_batch([e.length for e in batch], mode, max_tokens):
         t = MicroBatchTensors.build(mb, batch, (), torch.device("cpu"), torch.float64)
         lp = target_logprobs(model, t, torch.float64)
-        weights = torch.linspace(0.5, 1.5, lp.numel(), dtype=torch.float64).view(lp.shape)
-        (lp * weights * t.mask).sum().backward()  # positions differ between layouts: weight by value, not slot
+        if backward:
+            weights = torch.linspace(0.5, 1.5, lp.numel(), dtype=torch.float64).view(lp.shape)
+            (lp * weights * t.mask).sum().backward()  # positions differ between layouts: weight by value, not slot
         t.scatter(lp, per_seq)
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return per_seq, grads
@@ -84,6 +87,19 @@ def test_per_sequence_attention_equals_the_masked_sdpa(small_vocab_model: str, m
     assert g_new.keys() == g_ref.keys() and g_new
     for name in g_ref:
         torch.testing.assert_close(g_new[name], g_ref[name], rtol=1e-9, atol=1e-10, msg=name)
+
+
+def test_per_sequence_attention_in_bfloat16_matches_the_masked_sdpa(small_vocab_model: str) -> None:
+    """bf16 weights (the CPU's bf16 LoRA base): per-sequence attention, run in
+    float32 on the CPU, agrees with the masked bf16 sdpa to bf16 precision."""
+    out = []
+    for impl in (PACKED_ATTENTION, "sdpa"):
+        model = load_base_model(small_vocab_model, torch.bfloat16).model
+        model.set_attn_implementation(impl)
+        with torch.no_grad():
+            out.append(logprobs_and_grads(model, batch_of(LENGTHS, 512), "flat", 4096, backward=False)[0])
+    new, ref = torch.cat(out[0]), torch.cat(out[1])
+    assert float((new - ref).norm() / ref.norm()) < 1e-2
 
 
 def test_packed_rows_match_each_sequence_alone(tiny: Any) -> None:

@@ -66,6 +66,12 @@ def _packed_attention(
     if segments is None or not _plain_causal(module, kwargs):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     gqa = query.shape[1] != key.shape[1]
+    dtype = query.dtype
+    if query.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        # The CPU's half-precision sdpa kernels take 3x float32's time on
+        # sequences this short (SmolLM2, bf16, 8 x 50 tokens); float32 is
+        # also the more exact of the two.
+        query, key, value = query.float(), key.float(), value.float()
     rows = []
     for r, lengths in enumerate(segments):
         q, k, v = (t[r : r + 1].split(lengths, dim=2) for t in (query, key, value))
@@ -75,7 +81,7 @@ def _packed_attention(
         ]
         rows.append(outs[0] if len(outs) == 1 else torch.cat(outs, dim=2))
     out = rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
-    return out.transpose(1, 2).contiguous(), None  # (rows, width, heads, head_dim), as sdpa_attention_forward returns
+    return out.transpose(1, 2).contiguous().to(dtype), None  # (rows, width, heads, head_dim), as sdpa_attention_forward returns
 
 
 def _plain_causal(module: Any, kwargs: dict[str, Any]) -> bool:
