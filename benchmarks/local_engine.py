@@ -463,24 +463,27 @@ def trl_worker(spec_path: str) -> None:
 # -- case: trained tokens/s and MFU beside TRL ----------------------------------------------------
 
 
-def peak_matmul(dtype: Any, device: Any, seconds: float = 1.5, n: int = 2048) -> float:
-    """FLOP/s of (n x n) @ (n x n) in `dtype` on this process's threads: the
-    median over `seconds` of back-to-back products (a median, not a best, so
-    that it sees the same load from other processes as the training beside it)."""
+def peak_matmul(dtype: Any, device: Any, seconds: float = 1.5, n: int = 2048) -> tuple[float, float]:
+    """FLOP/s of (n x n) @ (n x n) in `dtype` on this process's threads, by wall
+    clock and per CPU-second: medians over `seconds` of back-to-back products
+    (medians, not bests, so that they see the load from other processes that
+    the training beside them sees)."""
     import torch
 
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     a @ b
-    rates: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end or len(rates) < 3:
+    while time.perf_counter() < end or len(wall) < 3:
         sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         a @ b
         sync(device)
-        rates.append(2 * n**3 / (time.perf_counter() - t0))
-    return statistics.median(rates)
+        wall.append(2 * n**3 / (time.perf_counter() - t0))
+        cpu.append(2 * n**3 / max(time.process_time() - c0, 1e-9))
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def model_params(folder: str) -> int:
@@ -518,7 +521,7 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
         f"FLOP per trained token: 6 x params (full), 4 x params (LoRA: frozen base forward and input "
         f"gradients; the adapter's own FLOPs and attention scores are not counted)"
     )
-    header = f"  {'':<26} {'engine tok/s':>12} {'TRL tok/s':>10} {'engine/TRL':>10} {'engine MFU':>10} {'TRL MFU':>8} {'peak GFLOP/s':>13}"
+    header = f"  {'':<34} {'engine tok/s':>12} {'TRL tok/s':>10} {'engine/TRL':>10} {'engine MFU':>10} {'TRL MFU':>8} {'peak GFLOP/s':>13}"
     rows: list[str] = []
     for rank in (args.rank, 0):
         for dtype in args.dtypes.split(","):
@@ -532,40 +535,49 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
             # TRL 1.16 turns gradient checkpointing on by default; off here, as
             # the engine runs, so the comparison is of the same work.
             spec.update(warmup=warmup, steps=timed, bf16=dtype == "bfloat16", gradient_checkpointing=False)
-            engine, trl, peaks = [], [], []
+            engine: list[tuple[float, float]] = []
+            trl: list[tuple[float, float]] = []
+            peaks: list[tuple[float, float]] = []
             for r in range(args.rounds):
                 peaks.append(peak_matmul(compute, device))
-                t0 = 0.0
+                t0 = c0 = 0.0
                 for i, batch in enumerate(batches):
                     if i == warmup:
                         sync(device)
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                     engine_step(client, batch)
                 sync(device)
-                engine.append(sum(tokens[warmup:]) / (time.perf_counter() - t0))
+                n = sum(tokens[warmup:])
+                engine.append((n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)))
                 if python is not None:
                     result = run_trl(python, spec, f"TRL {label}", args.threads)
                     if result is not None:
-                        trl.append(result["tokens_per_s"])
+                        trl.append((result["tokens_per_s"], result["tokens_per_cpu_s"]))
                         if r == 0:
                             print(f"  TRL {label}: {result['note']}")
                 peaks.append(peak_matmul(compute, device))
                 print(
-                    f"  round {r + 1} {label}: engine {engine[-1]:.1f} tok/s"
-                    + (f", TRL {trl[-1]:.1f} tok/s" if trl else "")
-                    + f", peak {statistics.median(peaks[-2:]) / 1e9:.0f} GFLOP/s",
+                    f"  round {r + 1} {label}: engine {engine[-1][0]:.1f} tok/s ({engine[-1][1]:.1f} per CPU-s)"
+                    + (f", TRL {trl[-1][0]:.1f} tok/s ({trl[-1][1]:.1f} per CPU-s)" if trl else "")
+                    + f", peak {statistics.median(p[0] for p in peaks[-2:]) / 1e9:.0f} GFLOP/s "
+                    f"({statistics.median(p[1] for p in peaks[-2:]) / 1e9:.0f} per CPU-s)",
                     flush=True,
                 )
             svc.close()
-            peak = statistics.median(peaks)
-            e = statistics.median(engine)
-            t = statistics.median(trl) if trl else float("nan")
-            rows.append(
-                f"  {label:<26} {e:12.1f} {t:10.1f} {e / t:10.2f} {e * flops / peak:10.2f} {t * flops / peak:8.2f} {peak / 1e9:13.0f}"
-            )
+            for i, unit in enumerate(("wall", "CPU-s")):
+                peak = statistics.median(p[i] for p in peaks)
+                e = statistics.median(x[i] for x in engine)
+                t = statistics.median(x[i] for x in trl) if trl else float("nan")
+                rows.append(
+                    f"  {label + ' (' + unit + ')':<34} {e:12.1f} {t:10.1f} {e / t:10.2f} {e * flops / peak:10.2f} "
+                    f"{t * flops / peak:8.2f} {peak / 1e9:13.0f}"
+                )
     print(header)
     print("\n".join(rows))
-    print("  goals: engine/TRL >= 2, engine MFU >= 0.8")
+    print(
+        "  (wall: tokens and FLOP per second of wall clock; CPU-s: per CPU-second of the process, steadier while other\n"
+        "  processes share the cores)  goals: engine/TRL >= 2, engine MFU >= 0.8"
+    )
 
 
 # -- case: sampling ---------------------------------------------------------------------------------
