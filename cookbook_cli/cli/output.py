@@ -12,24 +12,57 @@ def print_json(obj: Any) -> None:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]], wrap: tuple[str, ...] = ("description",)) -> None:
-    """A table on stdout. Only the columns named in `wrap` (prose) wrap, and only
-    between words; the others (names, lists of names, one per line) never do. A
-    table that cannot fit the width (80 columns when piped) is printed wider
-    rather than cutting a name or a word."""
+    """A table on stdout that fits the terminal (80 columns when piped). Only the
+    columns named in `wrap` (prose) wrap between words while that is enough;
+    past that the widest columns fold, and when even that cannot fit, the
+    rightmost columns are left out and named under the table (`--json` has all)."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    widths = column_widths(columns, rows, wrap, console.width)
+    kept, widths = fit_columns(columns, rows, wrap, console.width)
+    natural = column_widths(columns, rows, wrap, 10**6)
     table = Table(title=title, show_lines=False)
-    for c, w in zip(columns, widths):
-        table.add_column(c, width=w, no_wrap=c not in wrap, overflow="fold")
+    for i, w in zip(kept, widths):
+        folds = columns[i] in wrap or w < natural[i]
+        table.add_column(columns[i], width=w, no_wrap=not folds, overflow="fold")
     for r in rows:
-        table.add_row(*r)
-    total = sum(widths) + 3 * len(columns) + 1  # padding and borders
-    if total > console.width:
-        console = Console(width=total)
+        table.add_row(*(r[i] for i in kept))
+    dropped = [c for i, c in enumerate(columns) if i not in kept]
+    if dropped:
+        table.caption = f"not shown at this width: {', '.join(dropped)} (widen the terminal, or use --json)"
     console.print(table)
+
+
+def _table_width(widths: list[int]) -> int:
+    return sum(widths) + 3 * len(widths) + 1  # padding and borders
+
+
+# The narrowest a column is folded to (a short header keeps its own width).
+_NARROWEST_FOLD = 8
+
+
+def fit_columns(columns: list[str], rows: list[list[str]], wrap: tuple[str, ...], width: int) -> tuple[list[int], list[int]]:
+    """(indices of the columns shown, their content widths) for a table at most
+    `width` wide: prose wraps first (`column_widths`), then the widest column
+    folds a character at a time, then the last columns go (the first stays)."""
+    from rich.cells import cell_len
+
+    kept = list(range(len(columns)))
+    while True:
+        sub_rows = [[r[i] for i in kept] for r in rows]
+        sub_cols = [columns[i] for i in kept]
+        widths = column_widths(sub_cols, sub_rows, wrap, width)
+        floor = [min(w, max(cell_len(c), _NARROWEST_FOLD)) for w, c in zip(widths, sub_cols)]
+        while _table_width(widths) > width:
+            shrinkable = [j for j in range(len(widths)) if widths[j] > floor[j]]
+            if not shrinkable:
+                break
+            j = max(shrinkable, key=lambda k: widths[k])
+            widths[j] -= 1
+        if _table_width(widths) <= width or len(kept) == 1:
+            return kept, widths
+        kept.pop()
 
 
 # A "word" longer than this in a wrapping column (a run of special tokens, say)

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import chz
 
-from cookbook_cli.conversations import Conversation, iter_jsonl, parse_conversation
+from cookbook_cli.conversations import Conversation, parse_conversation
+from cookbook_cli.user_files import iter_jsonl
 from cookbook_cli.data.builders import SupervisedDatasetBuilder
 from cookbook_cli.data.supervised import split_train_test
 from cookbook_cli.errors import CookbookError
@@ -54,7 +55,7 @@ class PromptFileBuilder(SupervisedDatasetBuilder):
         if path.is_dir():
             raise CookbookError(f"prompt file {self.path!r} is a directory; give a .jsonl file of conversations")
         prompts = []
-        for where, obj in iter_jsonl(path, "prompt file"):
+        for _, where, obj in iter_jsonl(path, "prompt file"):
             conv = parse_conversation(obj, where)
             if conv.messages[-1]["role"] == "assistant":
                 raise CookbookError(
