@@ -23,8 +23,8 @@ class _Group(TyperGroup):
         args = [*(ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args), *ctx.args]
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit, typer.Abort):
+            raise  # usage errors, --help and exits: click prints them
         except Exception as e:
             from cookbook_cli.cli import boundary
 
