@@ -215,7 +215,8 @@ def normalize_message(raw: Any, where: str = "message") -> Message:
         if role != "assistant" or not raw.get("tool_calls"):
             state = "is null" if "content" in raw else "is missing"
             raise CookbookError(
-                f"{where}: field 'content' {state} on a {role} message; give its text (\"\" if it is meant to be empty)"
+                f"{where}: field 'content' {state} on {'an' if role == 'assistant' else 'a'} {role} message; "
+                "give its text (\"\" if it is meant to be empty)"
             )
         content = ""
     if isinstance(content, list):
