@@ -205,16 +205,11 @@ def _write_tokenizer(folder: Path, renderer: Renderer, template: str | None) -> 
 
 
 def _save_model(model: Any, folder: Path, dtype: Any, max_shard_size: int) -> None:
-    from transformers.utils import logging as hf_logging
+    from cookbook_cli.engines.local.quiet import no_hf_progress_bars
 
     model.to(dtype)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with no_hf_progress_bars():
         model.save_pretrained(str(folder), max_shard_size=max_shard_size)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _readme(kind: str, source: ModelSource, template_line: str, base_dir: bool, lm_head: bool) -> str:

@@ -49,6 +49,8 @@ class Eta:
         return self.seconds_left(step)
 
     def seconds_left(self, step: int) -> float | None:
+        if step >= self.total:
+            return 0.0
         if self._per_step is None or self._timed < self.min_steps:
             return None
         return max(self.total - step, 0) * self._per_step
