@@ -90,3 +90,12 @@ def load_conversations(path: str | Path) -> list[Conversation]:
     if not convs:
         raise CookbookError(f"conversation file {str(path)!r} holds no conversations")
     return convs
+
+
+def refuse_system_last(conv: Conversation, where: str) -> None:
+    """A prompt must leave the model something to answer: not end on a system message."""
+    if conv.messages[-1]["role"] == "system":
+        raise CookbookError(
+            f"{where}: the conversation ends with a system message, which leaves the model nothing to answer; "
+            "end it with a user (or tool) message"
+        )

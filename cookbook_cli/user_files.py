@@ -137,3 +137,18 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     if len(raw) > MAX_JSON_FILE_BYTES:
         raise CookbookError(f"{what} {str(p)!r} is larger than {MAX_JSON_FILE_BYTES // (1024 * 1024)} MiB")
     return loads(decode_line(raw, str(p), what, first=True), str(p))
+
+
+#: `--prompts sample`: the prompts shipped with cookbook (for `sample` and on-policy distillation).
+SAMPLE_PROMPTS = "sample"
+
+
+def prompts_path(value: str | Path) -> Path:
+    """The prompt file a user named; the word `sample` (when no such file is
+    here) is the one shipped with cookbook, `cookbook_cli/data/sample_prompts.jsonl`."""
+    from importlib import resources
+
+    p = Path(value).expanduser()
+    if str(value) == SAMPLE_PROMPTS and not p.exists():
+        return Path(str(resources.files("cookbook_cli.data").joinpath("sample_prompts.jsonl")))
+    return p

@@ -407,7 +407,7 @@ def distill(
     teacher_renderer: str = typer.Option(
         None, "--teacher-renderer", help="The teacher's chat format when it differs from the student's: completions are re-rendered for it."
     ),
-    prompts: str = typer.Option(None, "--prompts", "-p", help="A JSONL of conversations ending in a user turn."),
+    prompts: str = typer.Option(None, "--prompts", "-p", help="A JSONL of conversations ending in a user turn; `sample`: the prompts shipped with cookbook."),
     dataset: str = typer.Option(
         None, "--dataset", "-d",
         help="A supervised dataset (name or .jsonl): on-policy, its conversations without their last assistant turn are the prompts; "
