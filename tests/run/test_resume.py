@@ -7,17 +7,14 @@ checkpoint falls back to the previous intact one."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from sl_helpers import REPO, cli_env, run_cli
+from sl_helpers import run_cli
 
 pytest.importorskip("torch")
 
