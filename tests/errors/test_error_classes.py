@@ -183,3 +183,20 @@ def test_one_line_nothing_left_behind(case: Case, tmp_path: Path, monkeypatch: p
         assert text in lines[0], lines[0]
     assert _tree(tmp_path) == before, "nothing is left behind"
     print(f"{case.id}: refused in {elapsed:.2f}s: {lines[0][:200]}")
+
+
+@pytest.mark.parametrize("command", ["render", "train sl", "sample", "dpo"])
+def test_a_line_too_large_is_refused_before_it_is_read_whole(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cookbook_cli import user_files
+
+    monkeypatch.setattr(user_files, "MAX_LINE_BYTES", 1024 * 1024)  # a 1 MiB limit stands for the real 64 MiB one
+    monkeypatch.chdir(tmp_path)
+    huge = json.dumps({"messages": [{"role": "user", "content": "x" * (2 * 1024 * 1024)}, A]}) + "\n"
+    file = {"render": "c.jsonl", "train sl": "c.jsonl", "sample": "p.jsonl", "dpo": "d.jsonl"}[command]
+    (tmp_path / file).write_text(FILES[file] + huge, encoding="utf-8")  # a good first line of the file's kind
+    args = {"render": render(), "train sl": train_sl(), "sample": sample(), "dpo": dpo()}[command]
+    result = CliRunner().invoke(app, [a.replace("{tmp}", str(tmp_path)).replace("{tok}", _tiny_tok()) for a in args])
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{file}:{len(FILES[file].splitlines()) + 1}: line longer than 1 MiB" in line, line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "s.jsonl").exists()
