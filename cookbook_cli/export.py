@@ -155,19 +155,17 @@ def checked_template(renderer: Renderer, template: str | None, given: bool) -> t
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-#: Below this a shard holds about one tensor each: thousands of files, never what was meant.
-MIN_SHARD_BYTES = 10**6
 
 
 def parse_size(text: str, option: str) -> int:
-    """Bytes of a size such as `5GB`, `500MB` or `2GiB` (at least 1MB)."""
+    """Bytes of a size such as `5GB`, `500MB` or `2GiB` (more than zero)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
     unit = m.group(2).upper() if m else ""
     if not m or unit not in _UNITS:
         raise CookbookError(f"{option} {text!r} is not a size: write a number and a unit, e.g. 5GB, 500MB or 2GiB")
     size = int(float(m.group(1)) * _UNITS[unit])
-    if size < MIN_SHARD_BYTES:
-        raise CookbookError(f"{option} {text!r} is too small (at least 1MB; shards of a few bytes hold one tensor each)")
+    if size < 1:
+        raise CookbookError(f"{option} {text!r} is no size: give more than zero, e.g. 500MB")
     return size
 
 

@@ -148,7 +148,7 @@ CONVERSATIONS = [
 
 EXPORT = [
     Case("export --max-shard-size lots", ["export", "{tmp}/no-run", "--out", "{tmp}/x", "--max-shard-size", "lots"], ("--max-shard-size 'lots' is not a size",)),
-    Case("export --max-shard-size 0MB", ["export", "{tmp}/no-run", "--out", "{tmp}/x", "--max-shard-size", "0MB"], ("too small",)),
+    Case("export --max-shard-size 0MB", ["export", "{tmp}/no-run", "--out", "{tmp}/x", "--max-shard-size", "0MB"], ("is no size: give more than zero",)),
     Case("export --max-shard-size -5GB", ["export", "{tmp}/no-run", "--out", "{tmp}/x", "--max-shard-size", "-5GB"], ("not a size",)),
     Case("export --max-shard-size 5XB", ["export", "{tmp}/no-run", "--out", "{tmp}/x", "--max-shard-size", "5XB"], ("not a size",)),
     Case("export --out under a file", ["export", "{tmp}/no-run", "--out", "{tmp}/a_file/x"], ("is a file, not a folder",)),
