@@ -1,9 +1,12 @@
 """Learning-rate defaults per model, the rule tinker-cookbook's
 `hyperparam_utils.get_lr` applies.
 
-A family whose rule was calibrated registers `lr_exponent`; the model's hidden
-size comes from the family's `hidden_sizes`, else from the `config.json` of a
-model folder or of a model in the Hugging Face cache (never the network). Then
+The rule itself, with no lookups (`cookbook_cli.models.learning_rate_default`
+finds the family and hidden size of a model). A family whose rule was
+calibrated registers `lr_exponent`; the model's hidden size comes from the
+family's `hidden_sizes`, else from the model's own files (config.json of a
+folder or of the Hugging Face cache's copy, a GGUF's metadata; never the
+network). Then
 
     full fine-tuning:  5e-5 * (2000 / hidden_size) ** lr_exponent
     LoRA (any rank):   10 times that (LoRA wants ~10x the full-FT rate)
@@ -16,9 +19,7 @@ full) and says so.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 BASE_FULL_FT_LR = 5e-5
 LORA_MULTIPLIER = 10.0
@@ -37,61 +38,17 @@ class LearningRateDefault:
         return self.lora if lora_rank > 0 else self.full
 
 
-def _config_hidden_size(folder: Path) -> int | None:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(config, dict):
-        return None
-    # Multimodal configs keep the language model's size under text_config.
-    for source in (config, config.get("text_config")):
-        if isinstance(source, dict) and isinstance(source.get("hidden_size"), int):
-            return source["hidden_size"]
-    return None
+def generic(reason: str) -> LearningRateDefault:
+    return LearningRateDefault(
+        GENERIC_LORA_LR, GENERIC_FULL_FT_LR, f"generic default ({GENERIC_LORA_LR:g} LoRA, {GENERIC_FULL_FT_LR:g} full): {reason}"
+    )
 
 
-def _cached_config_folder(model: str) -> Path | None:
-    from cookbook_cli.models import hf_cache_model_dir
-
-    snapshots = hf_cache_model_dir(model) / "snapshots"
-    try:
-        return next((s for s in sorted(snapshots.iterdir()) if (s / "config.json").is_file()), None)
-    except OSError:
-        return None
-
-
-def hidden_size_of(model: str, table: dict[str, int]) -> int | None:
-    """The model's hidden size: the family's table, else a local config.json."""
-    lowered = {name.lower(): size for name, size in table.items()}
-    if model.lower() in lowered:
-        return lowered[model.lower()]
-    folder = Path(model).expanduser()
-    if not folder.is_dir():
-        folder = _cached_config_folder(model) or folder
-    return _config_hidden_size(folder) if folder.is_dir() else None
-
-
-def learning_rate_default(model: str) -> LearningRateDefault:
-    """The default peak learning rate of a pretrained `model` (LoRA and full)."""
-    from cookbook_cli.errors import UnknownNameError
-    from cookbook_cli.models import family_of
-
-    generic = f"generic default ({GENERIC_LORA_LR:g} LoRA, {GENERIC_FULL_FT_LR:g} full)"
-    try:
-        name, family = family_of(model)
-    except UnknownNameError:
-        return LearningRateDefault(GENERIC_LORA_LR, GENERIC_FULL_FT_LR, f"{generic}: no model family matches")
-    if family.lr_exponent is None:
-        return LearningRateDefault(GENERIC_LORA_LR, GENERIC_FULL_FT_LR, f"{generic}: family {name} has no calibrated rule")
-    hidden = hidden_size_of(model, dict(family.hidden_sizes))
-    if hidden is None:
-        return LearningRateDefault(
-            GENERIC_LORA_LR, GENERIC_FULL_FT_LR, f"{generic}: hidden size of {model} unknown (no config.json here)"
-        )
-    full = BASE_FULL_FT_LR * (REFERENCE_HIDDEN_SIZE / hidden) ** family.lr_exponent
+def family_rule(family: str, exponent: float, hidden: int) -> LearningRateDefault:
+    """The calibrated rule of `family` at hidden size `hidden`."""
+    full = BASE_FULL_FT_LR * (REFERENCE_HIDDEN_SIZE / hidden) ** exponent
     rule = (
-        f"{BASE_FULL_FT_LR:g} * ({REFERENCE_HIDDEN_SIZE}/{hidden})^{family.lr_exponent:g} "
-        f"(family {name}, hidden size {hidden}); LoRA x{LORA_MULTIPLIER:g}"
+        f"{BASE_FULL_FT_LR:g} * ({REFERENCE_HIDDEN_SIZE}/{hidden})^{exponent:g} "
+        f"(family {family}, hidden size {hidden}); LoRA x{LORA_MULTIPLIER:g}"
     )
     return LearningRateDefault(full * LORA_MULTIPLIER, full, rule)

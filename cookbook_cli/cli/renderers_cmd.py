@@ -30,7 +30,7 @@ def list_renderers(as_json: bool = typer.Option(False, "--json", help="Print JSO
 def render(
     name: str = typer.Argument(..., help="Renderer name (see `cookbook renderers list`)."),
     conversation: Path = typer.Option(..., "--conversation", "-c", help="JSONL file of {\"messages\": [...]} lines."),
-    tokenizer: str = typer.Option(None, "--tokenizer", "-t", help="tokenizer.json, a folder holding one, or a model name. Default: the renderer's model family."),
+    tokenizer: str = typer.Option(None, "--tokenizer", "-t", help="tokenizer.json, a folder holding one, a .gguf file, or a model name. Default: the renderer's model family."),
     generation: bool = typer.Option(False, "--generation", help="Render the prompt for the next assistant message instead of a training example."),
     train_on: str = typer.Option("last_assistant_message", "--train-on", help="Which tokens get weight 1 (TrainOnWhat)."),
     as_json: bool = typer.Option(False, "--json", help="Print one {\"tokens\", \"weights\"} object per conversation."),
@@ -39,14 +39,14 @@ def render(
     from cookbook_cli.cli.output import print_json
     from cookbook_cli.conversations import iter_conversations, located
     from cookbook_cli.errors import CookbookError
-    from cookbook_cli.models import tokenizer_for_renderer
+    from cookbook_cli.models import tokenizer_for_renderer, tokenizer_source
     from cookbook_cli.renderers import get_renderer
     from cookbook_cli.types import TrainOnWhat
 
     mode = TrainOnWhat.parse(train_on)
     conversations = iter_conversations(conversation)
     next(iter_conversations(conversation), None)  # a missing or malformed file fails before the tokenizer loads
-    renderer = get_renderer(name, tokenizer or tokenizer_for_renderer(name))
+    renderer = get_renderer(name, tokenizer_source(tokenizer or tokenizer_for_renderer(name)))
     for i, conv in enumerate(conversations):
         try:
             if generation:
@@ -89,7 +89,7 @@ def check(
         None,
         "--tokenizer",
         "-t",
-        help="tokenizer.json, a folder holding one (with its chat_template.jinja or tokenizer_config.json), or a Hub repo id. Default: the renderer's model family.",
+        help="tokenizer.json, a folder holding one (with its chat_template.jinja or tokenizer_config.json), a .gguf file, a registered model name, or a Hub repo id. Default: the renderer's model family.",
     ),
     template: Path = typer.Option(None, "--template", help="Jinja chat template file to compare with. Default: the tokenizer's own."),
     conversations: Path = typer.Option(
@@ -108,7 +108,7 @@ def check(
     from cookbook_cli.cli.output import print_json
     from cookbook_cli.conversations import load_conversations
     from cookbook_cli.errors import CookbookError
-    from cookbook_cli.models import tokenizer_for_renderer
+    from cookbook_cli.models import tokenizer_for_renderer, tokenizer_source
     from cookbook_cli.renderers import get_renderer
     from cookbook_cli.renderers.check import check_renderer
     from cookbook_cli.renderers.check_conversations import builtin_conversations
@@ -123,7 +123,7 @@ def check(
         names = [f"{conversations.name}:{i + 1}" for i in range(len(convs))]
     else:
         names, convs = builtin_conversations()
-    renderer = get_renderer(name, tokenizer or tokenizer_for_renderer(name))
+    renderer = get_renderer(name, tokenizer_source(tokenizer or tokenizer_for_renderer(name)))
     report = check_renderer(
         renderer, convs, template_text, names=names, template_source=str(template) if template is not None else ""
     )

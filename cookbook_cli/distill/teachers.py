@@ -70,7 +70,7 @@ def resolve_teacher(spec: str, engine: str) -> Teacher:
     path = Path(spec).expanduser()
     if path.is_dir() and _is_run(path):
         return _teacher_run(spec, path, engine)
-    if path.is_file():
+    if path.is_file() and path.suffix.lower() != ".gguf":  # a .gguf is a model input (models.resolve_model_input)
         raise CookbookError(f"teacher {spec!r} is a file; give a model folder, a runs/... directory or a model name")
     if not path.exists() and looks_like_path(spec):
         raise CookbookError(

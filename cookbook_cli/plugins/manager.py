@@ -38,7 +38,7 @@ BUILTIN_PLUGIN_NAME = "cookbook-cli"
 # of the plugin manager. Each keeps its heavy imports inside its functions.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "cookbook_cli.renderers.registration",
-    "cookbook_cli.models",
+    "cookbook_cli.default_plugins.models",
     "cookbook_cli.data.registration",
     "cookbook_cli.engines.registration",
     "cookbook_cli.rl.registration",

@@ -318,6 +318,25 @@ class Renderer(ABC):
         return (get_renderer, (self.name, self.tokenizer))
 
 
+class StopTokenRenderer(Renderer):
+    """A format whose messages end with one stop token (`stop_token`); the
+    tokenizer's `end_of_text` token, when it has one, also ends a response."""
+
+    stop_token: str = ""
+    end_of_text: str | None = None
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        super().__init__(tokenizer)
+        self._stop = tokenizer.require_id(self.stop_token)
+        self._end_of_text = tokenizer.token_to_id(self.end_of_text) if self.end_of_text else None
+
+    def stop_token_ids(self) -> list[int]:
+        return [self._stop]
+
+    def eos_token_ids(self) -> list[int]:
+        return [self._end_of_text] if self._end_of_text is not None else []
+
+
 def message_weights(messages: list[Message], mode: TrainOnWhat) -> list[float]:
     """Weight of each message's body under `mode`."""
     n = len(messages)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.base import RenderedMessage, StopTokenRenderer
 from cookbook_cli.renderers.differences import ContentKeptVerbatim
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.types import Message, ToolSpec, text_of
@@ -48,14 +48,11 @@ def _header(role: str) -> str:
     return f"<|start_header_id|>{role}<|end_header_id|>\n\n"
 
 
-class Llama3Renderer(Renderer):
+class Llama3Renderer(StopTokenRenderer):
+    stop_token = EOT
+    end_of_text = END_OF_TEXT
     template_kwargs = {"date_string": TEMPLATE_DATE}
     template_differences = (ContentKeptVerbatim(),)
-
-    def __init__(self, tokenizer) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(tokenizer)
-        self._eot = tokenizer.require_id(EOT)
-        self._end_of_text = tokenizer.token_to_id(END_OF_TEXT)
 
     def bos_text(self) -> str:
         return BOS
@@ -65,12 +62,6 @@ class Llama3Renderer(Renderer):
 
     def generation_header(self, messages: list[Message], role: str, tools: list[ToolSpec] | None) -> str:
         return _header(role)
-
-    def stop_token_ids(self) -> list[int]:
-        return [self._eot]
-
-    def eos_token_ids(self) -> list[int]:
-        return [self._end_of_text] if self._end_of_text is not None else []
 
     def parse_response(self, tokens: list[int]) -> tuple[Message, Termination]:
         text, term = self.split_response(tokens)

@@ -19,6 +19,12 @@ def _role_colon(tokenizer: Any) -> Any:
     return RoleColonRenderer(tokenizer)
 
 
+def _smollm2(tokenizer: Any) -> Any:
+    from cookbook_cli.renderers.smollm2 import SmolLM2Renderer
+
+    return SmolLM2Renderer(tokenizer)
+
+
 def _hf_template(tokenizer: Any) -> Any:
     from cookbook_cli.renderers.hf_template import HFTemplateRenderer
 
@@ -34,3 +40,4 @@ def register_builtin_renderers(register: Register) -> None:
         _hf_template,
         "Any model's own Jinja chat template (from its tokenizer); weights from growing prefixes",
     )
+    register("smollm2", _smollm2, "SmolLM2 Instruct: ChatML <|im_start|>role ... <|im_end|>, SmolLM2's default system prompt")

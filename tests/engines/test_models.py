@@ -99,7 +99,7 @@ def test_repo_id_loads_from_the_hf_cache(h: Any, saved_model: Path, tmp_path: Pa
     [
         ("random:huge:llama3", "unknown model shape 'huge'"),
         ("random:tiny", "must be random:<shape>:<tokenizer>"),
-        ("/no/such/model/dir", "unknown model '/no/such/model/dir'"),
+        ("/no/such/model/dir", "model path '/no/such/model/dir' does not exist"),
         ("not-a-model", "unknown model 'not-a-model'"),
         ("no-such-org/no-such-model", "cannot load model 'no-such-org/no-such-model'"),
     ],

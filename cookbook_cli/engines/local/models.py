@@ -1,6 +1,8 @@
 """Base models for the local engine: a folder, the HF cache, or a random shape.
 
-- a folder holding config.json (and tokenizer.json): `from_pretrained(folder)`;
+- a folder holding config.json (and tokenizer.json), a .gguf file (converted
+  once to a folder) or a registered name (see `cookbook_cli.models.inputs`):
+  `from_pretrained(folder)`;
 - a Hub repo id (owner/name): `from_pretrained(repo_id)` from the Hugging Face
   cache (downloading unless HF_HUB_OFFLINE is set);
 - `random:<shape>:<tokenizer>` (see `shapes`): a Llama-architecture model with
@@ -62,10 +64,11 @@ def build_random_model(base_model: str, attention: str | None = None) -> tuple[t
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from cookbook_cli.models import tokenizer_source
     from cookbook_cli.tokenizers import get_tokenizer
 
     spec = parse_random_model(base_model)
-    tokenizer = get_tokenizer(spec.tokenizer)
+    tokenizer = get_tokenizer(tokenizer_source(spec.tokenizer))
     config = LlamaConfig(
         **spec.shape.llama_config_kwargs(tokenizer.vocab_size),
         bos_token_id=tokenizer.bos_token_id,
@@ -126,21 +129,19 @@ def load_base_model(
         model, tokenizer = build_random_model(base_model, attention)
         model = model.to(dtype)
     else:
-        path = Path(base_model).expanduser()
-        if path.is_dir():
-            if not (path / "config.json").is_file():
-                raise CookbookError(f"model folder {base_model!r} has no config.json")
-            if not (path / "tokenizer.json").is_file():
-                raise CookbookError(f"model folder {base_model!r} has no tokenizer.json")
-            model = _load_pretrained(str(path), dtype, cache_dir, attention)
-            tokenizer = get_tokenizer(str(path))
-        elif "/" in base_model and not base_model.startswith((".", "/", "~")) and base_model.count("/") == 1:
+        from cookbook_cli.models import resolve_model_input
+
+        resolved = resolve_model_input(base_model)
+        if resolved.folder is not None:
+            model = _load_pretrained(str(resolved.folder), dtype, cache_dir, attention)
+            tokenizer = get_tokenizer(str(resolved.folder))
+        elif base_model.count("/") == 1:
             model = _load_pretrained(base_model, dtype, cache_dir, attention)
             tokenizer = _hub_tokenizer(base_model, cache_dir)
         else:
             raise CookbookError(
-                f"unknown model {base_model!r}: give a folder with config.json, a Hugging Face repo id "
-                "(owner/name), or random:<shape>:<tokenizer> such as random:tiny:llama3"
+                f"unknown model {base_model!r}: give a folder with config.json, a .gguf file, a registered name "
+                "(cookbook models list), a Hugging Face repo id (owner/name), or random:<shape>:<tokenizer> such as random:tiny:llama3"
             )
     model.eval()  # no dropout anywhere: forward and forward_backward see the same function
     return LoadedModel(model, tokenizer, base_model, _eos_ids(model, tokenizer))

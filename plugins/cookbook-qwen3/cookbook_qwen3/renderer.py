@@ -81,7 +81,7 @@ Where the tokens differ from Qwen3's chat template (each has a test, and
 from __future__ import annotations
 
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.renderers.base import RenderedMessage, Renderer
+from cookbook_cli.renderers.base import RenderedMessage, StopTokenRenderer
 from cookbook_cli.renderers.differences import TemplateDifference, TemplateDifferenceError
 from cookbook_cli.renderers.termination import Termination
 from cookbook_cli.renderers.thinking import ThinkingTags
@@ -135,7 +135,7 @@ def reasoning_and_content(message: Message) -> tuple[str, str]:
     return "", text
 
 
-class Qwen3Renderer(Renderer):
+class Qwen3Renderer(StopTokenRenderer):
     """Qwen3 with thinking on (see the module docstring for the format)."""
 
     supports_tools = True
@@ -144,11 +144,8 @@ class Qwen3Renderer(Renderer):
     disable_thinking = False
     #: Whether assistant turns are ever framed with a think block.
     frames_thinking = True
-
-    def __init__(self, tokenizer) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(tokenizer)
-        self._im_end = tokenizer.require_id(IM_END)
-        self._end_of_text = tokenizer.token_to_id(END_OF_TEXT)
+    stop_token = IM_END
+    end_of_text = END_OF_TEXT
 
     # -- format ------------------------------------------------------------------
     def preamble(self, messages: list[Message], tools: list[ToolSpec] | None) -> str:
@@ -216,12 +213,6 @@ class Qwen3Renderer(Renderer):
         if role == "assistant":
             return f"{IM_START}assistant\n" + (EMPTY_THINK if self.disable_thinking else "")
         return f"{IM_START}{'user' if role == 'tool' else role}\n"
-
-    def stop_token_ids(self) -> list[int]:
-        return [self._im_end]
-
-    def eos_token_ids(self) -> list[int]:
-        return [self._end_of_text] if self._end_of_text is not None else []
 
     def parse_response(self, tokens: list[int]) -> tuple[Message, Termination]:
         text, term = self.split_response(tokens)

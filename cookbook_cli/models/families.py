@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from cookbook_cli.errors import UnknownNameError
-from cookbook_cli.plugins.spec import Register, hookimpl
+from cookbook_cli.models.hf_cache import is_local_model
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    """A model a family supplies with no network (e.g. from an installed package)."""
+
+    names: tuple[str, ...]  # the names that resolve to it (a registered name, its Hub id), case-insensitive
+    locate: Callable[[], Path | None]  # its local .gguf file or model folder; None when not installed
+    install: str  # what makes it available, for the error when it is not
+    hub_id: str | None = None  # preferred when the Hugging Face cache holds it
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class ModelFamily:
     # over the hidden size, and the hidden sizes of its well-known models.
     lr_exponent: float | None = None
     hidden_sizes: tuple[tuple[str, int], ...] = ()
+    offline: tuple[OfflineModel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,26 +68,6 @@ class ModelInfo:
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     low = name.lower()
     return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
-
-
-def hf_cache_dir() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
-
-
-def hf_cache_model_dir(name: str) -> Path:
-    """Where the Hugging Face cache keeps repo `name` (its snapshots/ hold the files)."""
-    return hf_cache_dir() / f"models--{name.replace('/', '--')}"
-
-
-def is_local_model(name: str) -> bool:
-    """A model folder, or a model in the Hugging Face cache (no network)."""
-    try:
-        return Path(name).expanduser().is_dir() or hf_cache_model_dir(name).is_dir()
-    except OSError:  # a name too long for a path, say
-        return False
 
 
 def closest_model(name: str, candidates: list[str]) -> str | None:
@@ -121,7 +112,7 @@ def model_info(name: str) -> ModelInfo:
     base = (not is_family) and bool(fam.base_patterns) and _matches(name, fam.base_patterns)
     renderer = fam.base_renderer if base and fam.base_renderer else fam.renderer
     model_name = fam.models[0] if is_family and fam.models else name
-    known = is_family or name.lower() in {m.lower() for m in listed} or is_local_model(name)
+    known = is_family or name.lower() in {m.lower() for m in listed} or is_local_model(name) or Path(name).expanduser().is_file()
     return ModelInfo(
         name=model_name,
         family=fam_name,
@@ -153,31 +144,6 @@ def tokenizer_for_renderer(renderer: str) -> str:
     )
 
 
-# -- defaults a recipe fills in: model, renderer, tokenizer, learning rate --------------------
-
-DEFAULT_RENDERER = "llama3"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What an engine says of a model name only it understands (see engines/registration)."""
-
-    tokenizer: str  # where the tokenizer comes from
-    label: str  # short name for run directories
-    from_scratch: bool = False  # randomly initialised: it needs a high learning rate
-
-
-def _engine_extra(engine: str, key: str) -> Any:
-    from cookbook_cli.plugins import registry
-
-    return registry.engines.get(engine).extra.get(key)  # unknown engines fail here, with suggestions
-
-
-def model_spec(model: str, engine: str) -> ModelSpec | None:
-    describe = _engine_extra(engine, "model_spec")
-    return describe(model) if callable(describe) else None
-
-
 def recommended_model_for_renderer(renderer: str) -> str:
     """The first well-known model whose recommended renderer is `renderer`."""
     from cookbook_cli.errors import CookbookError
@@ -196,103 +162,13 @@ def recommended_model_for_renderer(renderer: str) -> str:
     return fallback
 
 
-def tokenizer_for_model(model: str, engine: str) -> str:
-    """Where the tokenizer of `model` comes from: what the engine says of a name
-    only it knows, a local model folder, or the model family's tokenizer source
-    (a Hub id: its own)."""
-    from pathlib import Path
-
-    spec = model_spec(model, engine)
-    if spec is not None:
-        return spec.tokenizer
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(path)
-    try:
-        return model_info(model).tokenizer
-    except UnknownNameError:
-        return model
-
-
-def renderer_for_model(model: str, engine: str) -> str:
-    """The recommended renderer of `model` (of its tokenizer's family for names an engine describes)."""
-    from cookbook_cli.errors import CookbookError
-
-    spec = model_spec(model, engine)
-    try:
-        return model_info(spec.tokenizer if spec is not None else model).renderer
-    except UnknownNameError:
-        raise CookbookError(f"no known model family matches {model!r}, so its renderer is unknown; pass --renderer") from None
-
-
-def resolve_model_and_renderer(engine: str, model: str | None, renderer: str | None) -> tuple[str, str]:
-    """Fill in --model and --renderer: with no model, the engine's default for the
-    renderer (else the renderer's recommended model); the renderer follows the model."""
+def offline_model(name: str) -> OfflineModel | None:
+    """The offline source some family registers under `name`, if any."""
     from cookbook_cli.plugins import registry
 
-    if renderer is not None:
-        registry.renderers.get(renderer)  # unknown names fail here, with suggestions
-    if model is None:
-        renderer = renderer or DEFAULT_RENDERER
-        default_model = _engine_extra(engine, "default_model")
-        model = default_model(renderer) if callable(default_model) else recommended_model_for_renderer(renderer)
-    if renderer is None:
-        renderer = renderer_for_model(model, engine)
-        registry.renderers.get(renderer)
-    return model, renderer
-
-
-def model_label(model: str, engine: str) -> str:
-    spec = model_spec(model, engine)
-    return spec.label if spec is not None else model
-
-
-#: Models trained from scratch (the local engine's random: shapes) need a far higher rate.
-FROM_SCRATCH_LR = 1e-2
-
-
-def default_learning_rate(model: str, engine: str, lora_rank: int) -> float:
-    """A starting learning rate: high for models trained from scratch, else the
-    model family's rule over the hidden size (`learning_rates`), LoRA or full."""
-    from cookbook_cli.learning_rates import learning_rate_default
-
-    spec = model_spec(model, engine)
-    if spec is not None and spec.from_scratch:
-        return FROM_SCRATCH_LR
-    return learning_rate_default(spec.tokenizer if spec is not None else model).for_rank(lora_rank)
-
-
-@hookimpl(specname="register_models")
-def register_builtin_models(register: Register) -> None:
-    register(
-        "llama3",
-        ModelFamily(
-            renderer="llama3",
-            patterns=("*llama-3*", "*llama3*"),
-            tokenizer=None,
-            models=(
-                "meta-llama/Llama-3.2-1B-Instruct",
-                "meta-llama/Llama-3.2-3B-Instruct",
-                "meta-llama/Llama-3.1-8B-Instruct",
-                "meta-llama/Llama-3.1-70B-Instruct",
-                "meta-llama/Llama-3.3-70B-Instruct",
-                "meta-llama/Llama-3.2-1B",
-                "meta-llama/Llama-3.1-8B",
-            ),
-            other_renderers=("role_colon",),
-            context_length=131072,
-            base_renderer="role_colon",
-            base_patterns=("*llama-3.?-[0-9]*b", "*llama-3-[0-9]*b", "*meta-llama-3-[0-9]*b"),
-            lr_exponent=0.781,
-            hidden_sizes=(
-                ("meta-llama/Llama-3.2-1B-Instruct", 2048),
-                ("meta-llama/Llama-3.2-1B", 2048),
-                ("meta-llama/Llama-3.2-3B-Instruct", 3072),
-                ("meta-llama/Llama-3.1-8B-Instruct", 4096),
-                ("meta-llama/Llama-3.1-8B", 4096),
-                ("meta-llama/Llama-3.1-70B-Instruct", 8192),
-                ("meta-llama/Llama-3.3-70B-Instruct", 8192),
-            ),
-        ),
-        "Meta Llama 3.x (tokenizer also offline from llama-models)",
-    )
+    low = name.lower()
+    for entry in registry.models.entries().values():
+        for offline in entry.obj.offline:
+            if low in {n.lower() for n in offline.names}:
+                return offline
+    return None
