@@ -37,7 +37,7 @@ def eval_command(
     engine: str = ENGINE,
     renderer: str = RENDERER,
     all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Evaluate every checkpoint the run recorded; print one table."),
-    out: Path = typer.Option(None, "--out", "-o", help="Results folder (default <run>/eval/<checkpoint>/, or eval/<model>/)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Results folder (default <run>/eval/<checkpoint>/, or eval/<model>-<tag>/)."),
     plot: Path = typer.Option(None, "--plot", help="With --all-checkpoints: also plot each evaluator's main metric against the step (PNG)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed: the same command samples the same replies."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),

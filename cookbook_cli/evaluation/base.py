@@ -42,6 +42,9 @@ class EvalContext:
     renderer: Renderer
     sampling_client: SamplingClient
     seed: int = 0
+    #: The evaluated run's config.json, when a run's checkpoint is evaluated
+    #: (`nll` without path= scores the run's held-out rows).
+    run_config: dict[str, Any] | None = None
 
     @property
     def tokenizer(self) -> Tokenizer:

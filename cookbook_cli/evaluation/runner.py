@@ -2,7 +2,7 @@
 without (recipes, every `eval_every` steps).
 
 Files, per evaluator, under the results folder (default: `<run>/eval/<checkpoint>/`
-for a run, `eval/<model>/` for a base model):
+for a run, `eval/<model>-<tag>/` for a base model, the tag telling apart models and engines):
 
     <name>/result.json         what was evaluated (model, options, seed) and the metrics
     <name>/trajectories.jsonl  one record per example: its id, what was sampled, its metrics
@@ -140,7 +140,32 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 def default_results_root(source: ModelSource) -> Path:
     if source.run_dir is not None:
         return source.run_dir / "eval" / source.label()
-    return Path("eval") / source.label()
+    return Path("eval") / model_results_name(source.engine, source.base_model)
+
+
+def model_results_name(engine: str, model: str) -> str:
+    """The folder of a base model's results under eval/: the model written out
+    (its tail, readable) and a tag of the engine and the whole model, so two
+    different models never share one (`random:tiny:llama3` and
+    `random:tiny:qwen3`; two folders both named `model`)."""
+    import hashlib
+    import re
+
+    path = Path(model).expanduser()
+    whole = str(path.resolve()) if path.exists() else model
+    readable = re.sub(r"[^A-Za-z0-9._]+", "-", model).strip("-.")[-48:].strip("-.") or "model"
+    tag = hashlib.sha256(f"{engine}\0{whole}".encode()).hexdigest()[:8]
+    return f"{readable}-{tag}"
+
+
+def run_config(source: ModelSource) -> dict[str, Any] | None:
+    """The config.json of the run `source` belongs to, if any."""
+    from cookbook_cli.run.files import CONFIG, read_json
+
+    if source.run_dir is None or not (source.run_dir / CONFIG).is_file():
+        return None
+    config = read_json(source.run_dir / CONFIG)
+    return config if isinstance(config, dict) else None
 
 
 def _claim_in_run(source: ModelSource, root: Path) -> None:
@@ -167,7 +192,7 @@ def prepare(
     from cookbook_cli.config import config_differences
     from cookbook_cli.evaluation.base import EvalContext
 
-    ctx = EvalContext(renderer, None, seed)  # type: ignore[arg-type]
+    ctx = EvalContext(renderer, None, seed, run_config(source))  # type: ignore[arg-type]
     out = []
     for name, evaluator in evaluators:
         examples = evaluator.examples(ctx)
@@ -224,7 +249,7 @@ def evaluate_source(
             if todo:
                 folder.mkdir(parents=True, exist_ok=True)
                 _write_json(folder / RESULT, {"settings": settings, "status": "running", "examples": len(examples)})
-                ctx = EvalContext(renderer, client, seed)
+                ctx = EvalContext(renderer, client, seed, run_config(source))
                 with StepProgress(len(examples), f"eval {name}", start=len(done), plain=None if progress is None else not progress, unit="example", every=5.0) as bar:
 
                     def keep(record: dict[str, Any]) -> None:

@@ -311,3 +311,11 @@ def record_error(err: PluginLoadError) -> None:
 def warn(line: str) -> None:
     """Report something odd about a plugin that still loaded (one line)."""
     _warn(_one_line(line))
+
+
+def loaded_impls() -> list[Any]:
+    """Every hook implementation of the loaded plugins (none if none are loaded yet)."""
+    if not _state.loaded:
+        return []
+    return [impl for caller in vars(_state.pm.hook).values() if hasattr(caller, "get_hookimpls")
+            for impl in caller.get_hookimpls()]

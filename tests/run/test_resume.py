@@ -7,17 +7,14 @@ checkpoint falls back to the previous intact one."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from sl_helpers import REPO, cli_env, run_cli
+from sl_helpers import run_cli
 
 pytest.importorskip("torch")
 
@@ -121,17 +118,21 @@ def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
     assert "no intact checkpoint is left" in proc.stderr and "--if-exists overwrite" in proc.stderr
 
 
+def signal_after_step(step: int, sig: int) -> str:
+    """A prelude: the run sends itself `sig` right after metrics.jsonl holds
+    `step`, as a Ctrl-C or `kill` at that moment would. Sent from the event
+    itself, not after polling the file, so a busy machine cannot let the run
+    finish first."""
+    return (
+        "import os\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
+        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
+        f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), {int(sig)})\n"
+        "_d.RunDir.log_metrics = log_metrics\n"
+    )
+
+
 def _interrupt(args: list[str], log_dir: Path, sig: int, after_step: int) -> subprocess.CompletedProcess[str]:
-    code = f"import sys\nfrom cookbook_cli.cli.main import main\nsys.argv = ['cookbook', *{args!r}]\nmain()\n"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not any(r.get("step") == after_step for r in rows(log_dir)):
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.kill(proc.pid, sig)
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return run_cli(args, prelude=signal_after_step(after_step, sig))
 
 
 def _resume_words(stderr: str) -> list[str]:

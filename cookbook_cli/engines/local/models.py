@@ -88,11 +88,14 @@ def build_random_model(base_model: str, attention: str | None = None) -> tuple[t
 def _load_pretrained(source: str, dtype: torch.dtype, cache_dir: str | None, attention: str | None) -> Any:
     from transformers import AutoModelForCausalLM
 
+    from cookbook_cli.engines.local.quiet import no_hf_progress_bars
+
     extra = {"attn_implementation": attention} if attention else {}
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, cache_dir=cache_dir, local_files_only=_offline() or Path(source).is_dir(), **extra
-        )
+        with no_hf_progress_bars():  # its "Loading weights" bar leaked into eval, chat, distill and sample
+            return AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, cache_dir=cache_dir, local_files_only=_offline() or Path(source).is_dir(), **extra
+            )
     except (OSError, ValueError) as e:
         raise CookbookError(f"cannot load model {source!r}: {first_line(e)}") from None
 

@@ -220,7 +220,9 @@ class LocalServiceClient:
         import peft
 
         loaded = load_base_model(meta["base_model"], self.precision.compute, self.cache_dir, self._attention())
-        with warnings.catch_warnings():
+        from cookbook_cli.engines.local.quiet import no_hf_progress_bars
+
+        with warnings.catch_warnings(), no_hf_progress_bars():
             warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
             loaded.model = peft.PeftModel.from_pretrained(loaded.model, str(folder))
