@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 from unittest import mock
+from cookbook_cli.run.options import RunOptions
 
 os.environ.setdefault("COOKBOOK_LOAD_PLUGINS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,7 +73,7 @@ def stand_in_rate(k: int, args: argparse.Namespace, root: str) -> tuple[float, i
         return FixedLatencyTeacher(args.score_latency)
 
     with mock.patch.object(teachers.Teacher, "client", client), contextlib.redirect_stdout(io.StringIO()):
-        result = train(config, if_exists="overwrite", service=service, progress=False, on_log=lambda m: None)
+        result = train(config, RunOptions(if_exists="overwrite", service=service, progress=False, on_log=lambda m: None))
     elapsed = [row["elapsed"] for row in result.metrics]
     return (len(elapsed) - 1) / (elapsed[-1] - elapsed[0]), max(row["staleness/max"] for row in result.metrics)
 
@@ -90,7 +91,7 @@ def local_teacher_share(args: argparse.Namespace, root: str) -> tuple[float, flo
         lora_rank=0, learning_rate=0.03, save_every=0, num_groups_to_log=0, engine_options={"device": args.device},
     )
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        result = train(config, if_exists="overwrite", progress=False, on_log=lambda m: None)
+        result = train(config, RunOptions(if_exists="overwrite", progress=False, on_log=lambda m: None))
     rows = result.metrics[1:]
     teacher_s = sum(r["time/teacher"] for r in rows) / len(rows)
     step_s = sum(r["time/step"] for r in rows) / len(rows)

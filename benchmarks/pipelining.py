@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from cookbook_cli.run.options import RunOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,7 +49,7 @@ def run(pipeline: bool, mode: str, args: argparse.Namespace, root: Path) -> floa
         pipeline=pipeline,
     )
     t = time.perf_counter()
-    result = train(config, if_exists="overwrite", service=service, progress=False, on_log=lambda m: None)
+    result = train(config, RunOptions(if_exists="overwrite", service=service, progress=False, on_log=lambda m: None))
     elapsed = time.perf_counter() - t
     service.close()
     return result.total_steps / elapsed

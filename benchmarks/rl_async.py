@@ -19,6 +19,7 @@ import contextlib
 import io
 import os
 import tempfile
+from cookbook_cli.run.options import RunOptions
 
 os.environ.setdefault("COOKBOOK_LOAD_PLUGINS", "")
 
@@ -46,7 +47,7 @@ def iterations_per_second(k: int, args: argparse.Namespace, root: str) -> tuple[
         num_groups_to_log=0,
     )
     with contextlib.redirect_stdout(io.StringIO()):  # the loop's per-step progress lines
-        result = train(config, if_exists="overwrite", service=service, progress=False, on_log=lambda m: None)
+        result = train(config, RunOptions(if_exists="overwrite", service=service, progress=False, on_log=lambda m: None))
     elapsed = [row["elapsed"] for row in result.metrics]
     staleness = max(row["staleness/max"] for row in result.metrics)
     return (len(elapsed) - 1) / (elapsed[-1] - elapsed[0]), staleness

@@ -47,12 +47,38 @@ class RegistryFactory(MetaFactory):
     `default` class is used. `kinds` limits the names to entries of those kinds
     (`used_by`, e.g. "`train sl`", names who asks in the error)."""
 
-    def __init__(self, registry: Registry[Any], default: type, kinds: Sequence[str] | None = None, used_by: str = "") -> None:
+    def __init__(
+        self, registry: Registry[Any], default: type, kinds: Sequence[str] | None = None, used_by: str = "",
+        files: Mapping[str, str | None] | None = None,
+    ) -> None:
         super().__init__()
         self.registry = registry
         self.default = default
         self.kinds = tuple(kinds) if kinds else None
         self.used_by = used_by
+        self.files = dict(files or {})
+
+    def values_for(self, key: str, value: str) -> dict[str, Any]:
+        """`field=VALUE` as blueprint values: a registered name, or (with
+        `files`: suffix -> builder, "*" for any other file or a folder) a data
+        file for the builder its suffix names (`dataset=my.jsonl` ->
+        `dataset=conversations`, `dataset.path=my.jsonl`)."""
+        if value in self.registry or not self.files:
+            return {key: chz.Castable(value)}
+        path = Path(value).expanduser()
+        suffix = path.suffix.lower()
+        if path.is_file() or path.is_dir() or suffix in (".jsonl", ".json", ".parquet", ".csv") or "/" in value:
+            if not path.exists():
+                raise CookbookError(f"dataset file {value!r} does not exist")
+            builder = self.files.get(suffix) if not path.is_dir() else None
+            builder = builder or self.files.get("*")
+            if builder is None:
+                raise CookbookError(
+                    f"--dataset {value!r}: give a .jsonl file, or name a builder and its file (e.g. --dataset hh_rlhf dataset.path={value})"
+                )
+            return {key: chz.Castable(builder), f"{key}.path": str(path)}
+        self.registry.get(value, kinds=self.kinds, used_by=self.used_by)  # unknown name: suggestions and the list
+        return {key: chz.Castable(value)}
 
     def unspecified_factory(self) -> Any:
         return self.default
@@ -65,6 +91,10 @@ class RegistryFactory(MetaFactory):
         from chz.tiepin import CastError
 
         raise CastError(f"{value!r} is not a {self.registry.kind} name")
+
+
+#: --dataset files of a supervised dataset: a .jsonl of conversations, any other data file or a folder for the hf builder.
+SUPERVISED_FILES: dict[str, str | None] = {".jsonl": "conversations", "*": "hf"}
 
 
 def registry_name_of(registry: Registry[Any], obj: Any) -> str | None:
@@ -90,6 +120,8 @@ def parse_overrides(words: Sequence[str], options: Sequence[str] = ()) -> dict[s
             raise CookbookError(f"no such option: {name}.{hint} (see --help for the options and the config words)")
         if not sep or not key:
             raise CookbookError(f"unexpected argument {w!r}: config words look like key=value (see --help for the fields)")
+        if key in out and out[key] != value:
+            raise CookbookError(f"{key} is given twice ({key}={out[key]} and {w}); give it once")
         out[key] = value
     return out
 
@@ -106,17 +138,63 @@ def _one_line(e: BaseException) -> str:
     return "; ".join(keep)
 
 
-def make_config(cls: type, options: Mapping[str, Any], words: Sequence[str] = (), option_names: Sequence[str] = ()) -> Any:
-    """Build chz config `cls` from typer option values (None: not given) and
-    trailing `key=value` words, which win over options for the same key; then
-    check that every float in it is finite."""
+def field_at(cls: type, key: str) -> Any:
+    """The chz field a dotted config key names (`teachers.0.prompts`), or None."""
+    import typing
+
+    fields = chz.chz_fields(cls)
+    head, _, rest = key.partition(".")
+    f = fields.get(head)
+    if f is None or not rest:
+        return f
+    tp = f.final_type
+    if typing.get_origin(tp) in (list, tuple) and typing.get_args(tp):
+        index, _, rest = rest.partition(".")
+        tp = typing.get_args(tp)[0]
+        if not index.isdigit() or not rest:
+            return None
+    return field_at(tp, rest) if isinstance(tp, type) and chz.is_chz(tp) else None
+
+
+def expand_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """String values of registry-chosen fields (`dataset=NAME` or a file) as
+    the blueprint values that build them; the rest as given."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        f = field_at(cls, key)
+        factory = getattr(f, "_meta_factory", None) if f is not None else None
+        if isinstance(factory, RegistryFactory) and isinstance(value, str):
+            out.update(factory.values_for(key, value))
+        else:
+            out[key] = value
+    return out
+
+
+def make_config(
+    cls: type, options: Mapping[str, Any], words: Sequence[str] = (), option_names: Sequence[str] = (),
+    flags: Mapping[str, str] | None = None, base: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build chz config `cls` from `base` values (a stored run's), option
+    values (None: not given) and trailing `key=value` words, which win over
+    the values; with `flags` (key -> the command-line option that set it, as
+    the CLI passes) a word that contradicts an option is refused naming both.
+    Then check that every float in it is finite."""
     from chz.blueprint._entrypoint import EntrypointException
 
-    values = {k: v for k, v in options.items() if v is not None}
+    values = expand_values(cls, {k: v for k, v in options.items() if v is not None})
     overrides = parse_overrides(words, option_names)
+    for key, word in overrides.items():
+        if flags and key in flags and str(values[key]) != word:
+            raise CookbookError(f"{flags[key]} {values[key]} and {key}={word} both set {key}; give one")
+    word_values: dict[str, Any] = {}
+    for key, word in overrides.items():
+        factory = getattr(field_at(cls, key), "_meta_factory", None)
+        word_values.update(factory.values_for(key, word) if isinstance(factory, RegistryFactory) else {key: chz.Castable(word)})
     bp = chz.Blueprint(cls)
+    if base:
+        bp.apply(dict(base), layer_name="stored run")
     bp.apply(values, layer_name="options")
-    bp.apply({k: chz.Castable(v) for k, v in overrides.items()}, layer_name="command line")
+    bp.apply(word_values, layer_name="command line")
     try:
         config = bp.make()
     except CookbookError:
@@ -172,7 +250,8 @@ def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]
             made = f._default_factory()
             default = type(made).__name__ if chz.is_chz(made) else repr(made)
         type_name = tp.__name__ if isinstance(tp, type) and chz.is_chz(tp) else _type_name(tp)
-        rows.append((key, type_name, default, f._doc or ""))
+        choices = (f._metadata or {}).get("choices")
+        rows.append((key, type_name, default, (f._doc or "") + (f" (one of {', '.join(choices)})" if choices else "")))
         if chz.is_chz(made):  # the default's fields (a polymorphic field's default class)
             rows.extend(config_fields(type(made), key + "."))
         elif isinstance(tp, type) and chz.is_chz(tp):
@@ -235,3 +314,34 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore: S
         elif a != b:
             diffs.append(f"{full}: {a!r} -> {b!r}")
     return diffs
+
+
+def values_from_json(cls: type, data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A stored config (config.json, as `config_to_json` wrote it) as blueprint
+    values for `cls`: registry-built fields by their recorded name, nested
+    configs and lists of them flattened to `a.b` / `a.0.b` keys. Keys that are
+    not fields of `cls` (notes a recipe stored beside its config) are left out."""
+    import typing
+
+    out: dict[str, Any] = {}
+    for name, f in chz.chz_fields(cls).items():
+        if name not in data:
+            continue
+        value, key, tp = data[name], prefix + name, f.final_type
+        if isinstance(f._meta_factory, RegistryFactory) and isinstance(value, Mapping):
+            rest = dict(value)
+            registered = rest.pop("registry_name", None) or rest.pop("name", None)
+            if registered is not None:
+                out[key] = chz.Castable(str(registered))
+            out.update({f"{key}.{k}": v for k, v in rest.items()})
+        elif isinstance(tp, type) and chz.is_chz(tp) and isinstance(value, Mapping):
+            out.update(values_from_json(tp, value, key + "."))
+        elif typing.get_origin(tp) is list and typing.get_args(tp) and chz.is_chz(typing.get_args(tp)[0]) and isinstance(value, list):
+            for i, item in enumerate(value):
+                out.update(values_from_json(typing.get_args(tp)[0], item, f"{key}.{i}."))
+        elif isinstance(value, Mapping) or (value is None and dict in (typing.get_origin(tp), *map(typing.get_origin, typing.get_args(tp)))):
+            # a dict field by its entries, so `engine_options.device=cpu` given again still applies
+            out.update({f"{key}.{k}": v for k, v in (value or {}).items()})
+        else:
+            out[key] = value
+    return out

@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cookbook_cli.cli.main import app
+from cookbook_cli.run.options import RunOptions
 
 runner = CliRunner()
 
@@ -37,7 +38,7 @@ def test_runs_show_an_rl_run_and_its_reward_curve(tmp_path):
 
     cfg = RLConfig(env=FirstTokenBuilder(target="A"), log_dir=str(tmp_path / "rl"), max_steps=3, group_size=2,
                    groups_per_batch=2, save_every=0, num_groups_to_log=1)
-    train(cfg, service=StandInService(get_tokenizer(toy_tokenizer_path()), sample_latency=0.0, train_latency=0.0), progress=False, on_log=lambda m: None)
+    train(cfg, RunOptions(service=StandInService(get_tokenizer(toy_tokenizer_path()), sample_latency=0.0, train_latency=0.0), progress=False, on_log=lambda m: None))
     shown = invoke("runs", "show", str(tmp_path / "rl"))
     assert shown.exit_code == 0 and "mean reward" in shown.output and "steps logged   3" in shown.output, shown.output
     as_json = json.loads(invoke("runs", "show", str(tmp_path / "rl"), "--json").output)

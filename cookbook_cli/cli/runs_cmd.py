@@ -119,3 +119,26 @@ def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+@app.command("resume", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def resume(
+    ctx: typer.Context,
+    log_dir: Path = typer.Argument(..., help="A run's log directory."),
+) -> None:
+    """Continue a run with every setting it stored in config.json. Options and
+    config words after DIR change only what the recipe lets a resumed run change
+    (e.g. --max-steps, --epochs, --save-every, --eval-every, loggers)."""
+    from cookbook_cli.cli.train_cmd import recipe_command
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.run.directory import RunDir, is_run
+
+    if not is_run(log_dir):
+        raise CookbookError(f"{str(log_dir)!r} holds no cookbook run (cookbook runs list shows the runs under a folder)")
+    recipe = RunDir(log_dir).info().get("recipe")
+    if not isinstance(recipe, str):
+        raise CookbookError(f"{str(log_dir)!r} does not say which recipe made it (its cookbook-run.json has no recipe)")
+    command = recipe_command(recipe)
+    args = ["--log-dir", str(log_dir), "--if-exists", "resume", *ctx.args]
+    with command.make_context(f"cookbook train {recipe}", args, parent=ctx) as sub:
+        command.invoke(sub)

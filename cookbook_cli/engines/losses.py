@@ -204,3 +204,25 @@ def forward_backward_with_loss(
     if entry.extra.get("builtin"):
         return client.forward_backward(data, loss_fn, loss_fn_config)
     return client.forward_backward_custom(data, get_custom_loss(loss_fn, loss_fn_config))
+
+
+def check_loss(name: str, loss_fn_config: Mapping[str, Any] | None) -> None:
+    """The loss exists and takes every key of its config, checked before a model loads."""
+    import inspect
+
+    from cookbook_cli.plugins import registry
+
+    entry = registry.loss_functions.get(name)  # unknown names: suggestions
+    if isinstance(entry.obj, BuiltinLoss):
+        entry.obj.resolve_config(loss_fn_config)
+        return
+    try:
+        params = inspect.signature(entry.obj).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = [k for k in (loss_fn_config or {}) if k not in params]
+    if unknown:
+        takes = ", ".join(k for k, p in params.items() if p.default is not inspect.Parameter.empty) or "none"
+        raise CookbookError(f"loss {name!r} has no config key {unknown[0]!r} (valid: {takes})")

@@ -45,6 +45,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cookbook_cli.loggers.registration",
     "cookbook_cli.evaluation.registration",
     "cookbook_cli.distill.registration",
+    "cookbook_cli.default_plugins.recipes",
 )
 
 

@@ -203,8 +203,17 @@ engines: Registry[Any] = Registry("register_engines", "engine", "cookbook engine
 loggers: Registry[Any] = Registry("register_loggers", "logger", "cookbook loggers list")
 evaluators: Registry[Any] = Registry("register_evaluators", "evaluator", "cookbook evaluators list")
 
+recipes: Registry[Any] = Registry(
+    "register_recipes",
+    "recipe",
+    "cookbook train --help",
+    callable_obj=False,
+    attrs=("config", "train"),
+    expects="a cookbook_cli.recipes.Recipe(config_class, train)",
+)
+
 ALL: dict[str, Registry[Any]] = {
-    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines, loggers, evaluators)
+    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines, loggers, evaluators, recipes)
 }
 
 

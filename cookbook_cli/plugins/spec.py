@@ -75,5 +75,14 @@ def register_loggers(register: Register) -> None:
 
 
 @hookspec
+def register_recipes(register: Register) -> None:
+    """Register training methods: `register(name, Recipe(config_class, train,
+    summary, options=..., aliases=..., words=...), description)` with
+    `cookbook_cli.recipes.Recipe`: `config_class` a chz class inheriting
+    `cookbook_cli.run.config.RunConfig`, `train(config, RunOptions) -> result`.
+    `cookbook train NAME` and its options are generated from the config's fields."""
+
+
+@hookspec
 def register_commands(app: Any) -> None:
     """Add sub-commands to the typer `app`."""

@@ -1,7 +1,8 @@
 """`cookbook train distill`: a student learns from one or more teachers.
 
-On-policy (`mode=on_policy`, the default): the student samples completions of
-the teachers' prompts (a prompt file, a supervised dataset with its last
+On-policy (`mode=on_policy`, the default unless the student is trained from
+scratch, see `default_mode`): the student samples completions of the
+teachers' prompts (a prompt file, a supervised dataset with its last
 assistant turn dropped, or any registered RL env) through the RL sampler
 (`rl/loop.py`, `rl/sampler.py`), synchronously or up to
 `max_steps_off_policy` steps ahead; each teacher scores the student's exact
@@ -25,19 +26,21 @@ checkpoints every `save_every` steps, resume with `--if-exists resume`.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import chz
 
-from cookbook_cli.config import RegistryFactory, config_to_json, registry_name_of
+from cookbook_cli.config import SUPERVISED_FILES, RegistryFactory, config_to_json, registry_name_of
 from cookbook_cli.data.builders import ConversationsBuilder, SupervisedDatasetBuilder
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import AdamConfig, check_schedule, learning_rate_at
+from cookbook_cli.recipes.contract import Option, Recipe, prepare_run, run_settings
+from cookbook_cli.recipes.sampler_loop import SamplerConfig, check_finite, evaluation
+from cookbook_cli.run.config import EpochConfig, RunConfig, at_least, check_epoch_fields
+from cookbook_cli.run.options import RunOptions
 from cookbook_cli.plugins import registry
 from cookbook_cli.rl.arithmetic import ArithmeticBuilder
 from cookbook_cli.rl.types import RLDatasetBuilder
@@ -46,12 +49,11 @@ from cookbook_cli.types import TrainOnWhat
 if TYPE_CHECKING:
     from cookbook_cli.distill.scoring import TeacherScorer
     from cookbook_cli.distill.teachers import Teacher
-    from cookbook_cli.engines.protocol import SamplingClient, ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import SamplingClient, TrainingClient
     from cookbook_cli.renderers.base import Renderer
     from cookbook_cli.rl.sampler import StepBatch
     from cookbook_cli.run.lifecycle import Run
 
-DEFAULT_LORA_RANK = 32
 DEFAULT_MAX_TOKENS = 64  # prompts' completions; an env brings its own
 MODES = ("on_policy", "off_policy")
 
@@ -62,9 +64,11 @@ class TeacherSource:
 
     model: str = chz.field(doc="the teacher: a model (Hub id, folder, random:...), a runs/... directory of a finished run, or a tinker:// path")
     renderer: str | None = chz.field(default=None, doc="the teacher's chat format; default: its run's, else the student's")
-    prompts: SupervisedDatasetBuilder = chz.field(
-        default_factory=ConversationsBuilder,
-        meta_factory=RegistryFactory(registry.dataset_builders, ConversationsBuilder, kinds=("prompt", "supervised"), used_by="`train distill`"),
+    prompts: SupervisedDatasetBuilder | None = chz.field(
+        default=None,
+        meta_factory=RegistryFactory(
+            registry.dataset_builders, ConversationsBuilder, kinds=("prompt", "supervised"), used_by="`train distill`", files=SUPERVISED_FILES
+        ),
         doc="prompt_file (prompts.path=FILE), or a supervised dataset whose last assistant turns are dropped; default: the bundled sample",
     )
     split: str = chz.field(default="train", doc="the prompts' split: train, or test (the rows the dataset holds out)")
@@ -75,74 +79,96 @@ class TeacherSource:
     )
     weight: float = chz.field(default=1.0, doc="this teacher's share of each batch")
 
+    @chz.validate
+    def _one_source(self) -> None:
+        if self.prompts is not None and self.env is not None:
+            raise CookbookError(f"teacher {self.model!r}: prompts and env both name its prompts; give one")
+
+    def with_default_prompts(self) -> TeacherSource:
+        """The bundled sample as prompts when neither prompts nor an env is given."""
+        return chz.replace(self, prompts=ConversationsBuilder()) if self.prompts is None and self.env is None else self
+
 
 @chz.chz
-class DistillConfig:
-    """Distillation from one or more teachers, on-policy or off-policy."""
+class DistillConfig(SamplerConfig, EpochConfig):
+    """Distillation from one or more teachers, on-policy (the sampler fields:
+    `SamplerConfig`) or off-policy (the epoch fields: `EpochConfig`)."""
 
     teachers: list[TeacherSource] = chz.field(default_factory=list, doc="the teachers: teachers.N.model=..., teachers.N.prompts=..., teachers.N.weight=...")
-    mode: str = chz.field(default="on_policy", doc="on_policy (reverse KL on the student's samples) or off_policy (top-K soft targets)")
-    log_dir: str | None = chz.field(default=None, doc="run directory; default runs/distill-<teacher>-<model>-<time>")
-    engine: str = chz.field(default="local", doc="training engine (cookbook engines list)")
-    model: str | None = chz.field(default=None, doc="the student's base model; default: the teacher run's base model, else follows the engine and renderer")
-    renderer: str | None = chz.field(default=None, doc="the student's chat format; default: the teacher run's, else the model's")
-    max_steps: int | None = chz.field(default=None, doc="training steps; default: epochs over the prompts or data")
-    epochs: int = chz.field(default=1, doc="passes over the prompts (on-policy) or the data (off-policy)")
-    group_size: int = chz.field(default=4, doc="on-policy: completions sampled per prompt")
-    groups_per_batch: int = chz.field(default=8, doc="on-policy: prompts per step, shared among the teachers by weight")
-    max_steps_off_policy: int = chz.field(default=0, doc="on-policy: 0 synchronous; K > 0 asynchronous, groups at most K steps stale")
-    loss_fn: str = chz.field(default="importance_sampling", doc="on-policy loss: importance_sampling, ppo, cispo, dro or a registered loss")
-    loss_fn_config: dict[str, float] | None = chz.field(default=None, doc="the loss's config, e.g. loss_fn_config.clip_low_threshold=0.9")
+    mode: str | None = chz.field(
+        default=None,
+        doc="on_policy (reverse KL on the student's samples) or off_policy (top-K soft targets); default on_policy, "
+        "off_policy for a student trained from scratch (random weights) and one teacher with a dataset, as its own samples teach it little",
+        metadata={"choices": MODES},
+    )
     kl_coef: float = chz.field(default=1.0, doc="kappa: advantage = -kappa * (student logprob - teacher logprob)")
     kl_discount: float = chz.field(default=0.0, doc="gamma: discounted future sum of the per-token advantages (0: none)")
     env_reward_coef: float = chz.field(default=0.0, doc="on-policy with an env: add this times the env's reward advantage")
-    max_tokens: int | None = chz.field(default=None, doc=f"on-policy: sampled tokens per completion; default {DEFAULT_MAX_TOKENS}, or the env's")
-    temperature: float = chz.field(default=1.0, doc="on-policy sampling temperature")
     topk: int = chz.field(default=20, doc="off-policy: the teacher's K most likely next tokens per position")
-    batch_size: int = chz.field(default=8, doc="off-policy: examples per step")
-    max_length: int | None = chz.field(default=2048, doc="off-policy: truncate examples to this many tokens")
-    train_on_what: str = chz.field(default="all_assistant_messages", doc="off-policy: which tokens are trained (TrainOnWhat)")
-    learning_rate: float | None = chz.field(default=None, doc="learning rate; default depends on the model")
-    lr_schedule: str = chz.field(default="constant", doc="linear, cosine or constant")
-    warmup_steps: int = chz.field(default=0, doc="linear warmup steps")
-    lora_rank: int | None = chz.field(default=None, doc=f"LoRA rank, 0 for full fine-tuning; default {DEFAULT_LORA_RANK}")
-    save_every: int = chz.field(default=20, doc="checkpoint every N steps (0: only at the end)")
-    num_groups_to_log: int = chz.field(default=2, doc="on-policy: groups per step in the HTML transcripts (0: none)")
-    seed: int = chz.field(default=0, doc="prompt order, sampling and adapter initialisation")
-    adam: AdamConfig = chz.field(default_factory=AdamConfig, doc="optimizer")
-    engine_options: dict[str, str] = chz.field(default_factory=dict, doc="passed to the engine (e.g. device, dtype)")
+    train_on_what: str = chz.field(
+        default="all_assistant_messages", doc="off-policy: which tokens are trained", metadata={"choices": tuple(m.value for m in TrainOnWhat)}
+    )
+
+    RESUME_MAY_CHANGE = tuple(dict.fromkeys((*SamplerConfig.RESUME_MAY_CHANGE, *EpochConfig.RESUME_MAY_CHANGE)))
+    MORE_STEPS_OPTION = "--epochs"
 
     @chz.validate
     def _check(self) -> None:
-        check_schedule(self.lr_schedule, self.warmup_steps)
+        check_epoch_fields(self)  # the second base's checks (chz runs the first base's)
         TrainOnWhat.parse(self.train_on_what)
-        if self.mode not in MODES:
+        if self.mode is not None and self.mode not in MODES:
             from cookbook_cli.errors import UnknownNameError
 
             raise UnknownNameError("distillation mode", self.mode, MODES)
-        for name in ("group_size", "groups_per_batch", "epochs", "topk", "batch_size"):
-            if getattr(self, name) < 1:
-                raise CookbookError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps_off_policy", "save_every", "num_groups_to_log", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise CookbookError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("max_steps", "max_tokens"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise CookbookError(f"{name} must be at least 1, got {value}")
-        if self.max_length is not None and self.max_length < 2:
-            raise CookbookError(f"max_length must be at least 2, got {self.max_length}")
-        for name in ("kl_coef", "env_reward_coef", "temperature"):
+        at_least(self, 1, "topk")
+        for name in ("kl_coef", "env_reward_coef"):
             if getattr(self, name) < 0:
                 raise CookbookError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.kl_discount < 1:
             raise CookbookError(f"kl_discount must be in [0, 1), got {self.kl_discount}")
-        if self.lora_rank is not None and self.lora_rank < 0:
-            raise CookbookError(f"lora_rank must be >= 0, got {self.lora_rank}")
-        if self.learning_rate is not None and self.learning_rate < 0:
-            raise CookbookError(f"learning_rate must be >= 0, got {self.learning_rate}")
         if self.env_reward_coef > 0 and self.group_size == 1:
             raise CookbookError("env_reward_coef > 0 with group_size=1 adds nothing (rewards are centred within a group); use --group-size 2 or more")
+
+    def data_label(self) -> str:
+        return teacher_labels(self.teachers)[0] if self.teachers else ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The config, each teacher's prompts and env recorded by registry name."""
+        return {**super().to_json(), "teachers": [config_to_json(t, {"prompts": registry.dataset_builders, "env": registry.envs}) for t in self.teachers]}
+
+    def suggested(self, engine: str) -> dict[str, Any]:
+        """With neither --model nor --renderer and a teacher that is a run, the
+        student is a fresh copy of the teacher run's base model with its renderer."""
+        first = _resolve_teachers(self, engine)[0]
+        if first.model_path is not None and first.base_model is not None:
+            return {"model": first.base_model, "renderer": first.renderer}
+        return {}
+
+    def resolve_more(self, resolved: RunConfig) -> dict[str, Any]:
+        super().resolve_more(resolved)
+        teachers = [t.with_default_prompts() for t in self.teachers]
+        assert resolved.model is not None and resolved.engine is not None
+        mode = self.mode or default_mode(teachers, resolved.model, resolved.engine)
+        if self.max_tokens is not None:
+            return {"teachers": teachers, "mode": mode}
+        envs = [t.env for t in self.teachers if t.env is not None]
+        max_tokens = max([int(e.default_max_tokens) for e in envs] + ([DEFAULT_MAX_TOKENS] if len(envs) < len(self.teachers) else []))
+        return {"teachers": teachers, "mode": mode, "max_tokens": max_tokens}
+
+
+def default_mode(teachers: Sequence[TeacherSource], student: str, engine: str) -> str:
+    """on_policy, except for a student trained from scratch: its samples are near-uniform over the
+    vocabulary, so the teacher's grades of them barely move it (teacher KL 3.55 -> 3.53 in 8 steps
+    on the demo), while the teacher's top-K targets teach it at once (9.07 -> 0.06 in 10 steps)."""
+    from cookbook_cli import models
+    from cookbook_cli.distill.prompts import PromptFileBuilder
+
+    spec = models.model_spec(student, engine)
+    scratch = spec is not None and spec.from_scratch
+    [first, *others] = teachers
+    # Off-policy trains on conversations with replies: not an env's problems or a file of prompts.
+    supervised = not others and first.env is None and not isinstance(first.prompts, PromptFileBuilder)
+    return "off_policy" if scratch and supervised else "on_policy"
 
 
 # -- resolving ------------------------------------------------------------------------------------
@@ -159,7 +185,7 @@ def teacher_labels(teachers: Sequence[TeacherSource]) -> list[str]:
     return labels
 
 
-def _resolve_teachers(config: DistillConfig) -> list[Teacher]:
+def _resolve_teachers(config: DistillConfig, engine: str) -> list[Teacher]:
     from cookbook_cli.distill.teachers import resolve_teacher
 
     if not config.teachers:
@@ -169,46 +195,7 @@ def _resolve_teachers(config: DistillConfig) -> list[Teacher]:
             raise CookbookError(f"off-policy distillation takes one teacher, got {len(config.teachers)}")
         if config.teachers[0].env is not None:
             raise CookbookError("off-policy distillation trains on a supervised dataset (--dataset), not an env")
-    return [resolve_teacher(t.model, config.engine) for t in config.teachers]
-
-
-def resolve(config: DistillConfig) -> DistillConfig:
-    """Fill in the defaults that depend on other fields. With neither --model
-    nor --renderer and a teacher that is a run, the student is a fresh copy of
-    the teacher run's base model with its renderer."""
-    from cookbook_cli import models
-    from cookbook_cli.run.lifecycle import check_log_dir, default_log_dir
-
-    registry.loss_functions.get(config.loss_fn)  # unknown names fail here, with suggestions
-    teachers = _resolve_teachers(config)
-    model, renderer = config.model, config.renderer
-    first = teachers[0]
-    if model is None and renderer is None and first.model_path is not None and first.base_model is not None:
-        model, renderer = first.base_model, first.renderer
-    model, renderer = models.resolve_model_and_renderer(config.engine, model, renderer)
-    rank = config.lora_rank if config.lora_rank is not None else DEFAULT_LORA_RANK
-    lr = config.learning_rate if config.learning_rate is not None else models.default_learning_rate(model, config.engine, rank)
-    max_tokens = config.max_tokens
-    if max_tokens is None:
-        envs = [t.env for t in config.teachers if t.env is not None]
-        max_tokens = max([int(e.default_max_tokens) for e in envs] + ([DEFAULT_MAX_TOKENS] if len(envs) < len(config.teachers) else []))
-    log_dir = config.log_dir
-    if log_dir is None:
-        log_dir = str(default_log_dir("distill", teacher_labels(config.teachers)[0], models.model_label(model, config.engine)))
-    check_log_dir(log_dir)
-    return chz.replace(
-        config, model=model, renderer=renderer, lora_rank=int(rank), learning_rate=float(lr), max_tokens=int(max_tokens), log_dir=log_dir
-    )
-
-
-#: Settings a resumed run may change, as in `train rl`.
-RESUME_MAY_CHANGE = ("log_dir", "max_steps", "save_every", "num_groups_to_log")
-
-
-def config_json(config: DistillConfig) -> dict[str, Any]:
-    out = config_to_json(config)
-    out["teachers"] = [config_to_json(t, {"prompts": registry.dataset_builders, "env": registry.envs}) for t in config.teachers]
-    return out
+    return [resolve_teacher(t.model, engine) for t in config.teachers]
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -229,45 +216,23 @@ class DistillResult:
         return [float(r[key]) for r in self.metrics if key in r]
 
 
-def train(
-    config: DistillConfig,
-    if_exists: str = "fail",
-    service: ServiceClient | Any = None,
-    progress: bool | None = None,
-    on_log: Any = None,
-    argv: list[str] | None = None,
-    log_to: Sequence[str] = (),
-    logger_options: Mapping[str, Mapping[str, str]] | None = None,
-) -> DistillResult:
-    """Run distillation as configured: the library entry point of `cookbook train distill`.
-    The arguments are those of `cookbook_cli.recipes.rl.train`."""
-    return asyncio.run(train_async(config, if_exists, service, progress, on_log, argv, log_to, logger_options))
+def train(config: DistillConfig, options: RunOptions | None = None) -> DistillResult:
+    """Run distillation as configured: the library entry point of `cookbook train distill`."""
+    return asyncio.run(train_async(config, options))
 
 
-async def train_async(
-    config: DistillConfig,
-    if_exists: str = "fail",
-    service: ServiceClient | Any = None,
-    progress: bool | None = None,
-    on_log: Any = None,
-    argv: list[str] | None = None,
-    log_to: Sequence[str] = (),
-    logger_options: Mapping[str, Mapping[str, str]] | None = None,
-) -> DistillResult:
+async def train_async(config: DistillConfig, options: RunOptions | None = None) -> DistillResult:
     from cookbook_cli.models import tokenizer_for_model
     from cookbook_cli.renderers import get_renderer
-    from cookbook_cli.run.lifecycle import RunSettings
     from cookbook_cli.tokenizers import get_tokenizer
 
-    cfg = resolve(config)
-    assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None
-    teachers = _resolve_teachers(cfg)
+    cfg, options = prepare_run("distill", config, options)
+    assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None and cfg.engine is not None
+    teachers = _resolve_teachers(cfg, cfg.engine)
     tokenizer = get_tokenizer(tokenizer_for_model(cfg.model, cfg.engine))
     student = get_renderer(cfg.renderer, tokenizer)
-    settings = RunSettings(
-        "distill", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {}
-    )
-    args = (cfg, settings, teachers, student, service, progress, on_log)
+    settings = run_settings("distill", cfg, options)
+    args = (cfg, settings, teachers, student, options)
     return await (_on_policy(*args) if cfg.mode == "on_policy" else _off_policy(*args))
 
 
@@ -298,13 +263,12 @@ async def _scorers(
     return clients, scorers
 
 
-async def _on_policy(
-    cfg: DistillConfig, settings: Any, teachers: list[Teacher], student: Renderer, service: Any, progress: bool | None, on_log: Any
-) -> DistillResult:
+async def _on_policy(cfg: DistillConfig, settings: Any, teachers: list[Teacher], student: Renderer, options: RunOptions) -> DistillResult:
     from cookbook_cli.distill.mixing import MixedDataset, group_counts
     from cookbook_cli.distill.prompts import PromptDataset, load_prompts
     from cookbook_cli.completers import SamplingClientCompleter
-    from cookbook_cli.rl.loop import LoopSettings, run_sampler_loop
+    from cookbook_cli.recipes.sampler_loop import LoopSettings, run_sampler_loop
+    from cookbook_cli.evaluation.in_training import prepare_evaluators
     from cookbook_cli.rl.types import EnvContext
     from cookbook_cli.run.lifecycle import open_run
 
@@ -321,6 +285,7 @@ async def _on_policy(
                 raise CookbookError(f"env {name!r} made an empty dataset; check its options (cookbook envs list)")
             source, probe = f"env {name!r}", None
         else:
+            assert src.prompts is not None  # resolved: the bundled sample by default
             prompts = load_prompts(src.prompts, cfg.seed, src.split)
             source = f"prompts {src.prompts.describe()}"
             dataset = PromptDataset(prompts, student, cfg.group_size, counts[i], cfg.epochs, cfg.seed, name=source)
@@ -330,9 +295,10 @@ async def _on_policy(
         probes.append(probe)
         plans.append(_plan(cfg, i, teacher, student, probe, source, teacher.tokenizer))
     mixed = MixedDataset(datasets, labels)
-    total_steps = len(mixed) if cfg.max_steps is None else min(cfg.max_steps, len(mixed))
+    total_steps = cfg.total_steps(len(mixed), options.say)
+    evaluators = prepare_evaluators(cfg.evaluators, student)
 
-    with open_run(settings, service, on_log) as run:
+    with open_run(settings) as run:
         start = run.start_position(len(mixed), total_steps)
         t_start = time.monotonic()
         tc = await run.training_client_async(cfg.model, cfg.lora_rank, cfg.seed)
@@ -346,18 +312,13 @@ async def _on_policy(
         step = _OnPolicyStep(cfg, run, tc, student, scorers, total_steps)
         loop = LoopSettings(
             f"train distill ({', '.join(labels)})", ", ".join(sources), cfg.groups_per_batch, cfg.max_steps_off_policy, cfg.save_every,
-            progress, lambda m: {"kl": m.get("teacher_kl"), "stale": m.get("staleness/mean")},
+            options.progress, lambda m: {"kl": m.get("teacher_kl"), "stale": m.get("staleness/mean")},
+            evaluation(cfg, evaluators, student, tc),
         )
         done = await run_sampler_loop(run, tc, mixed, start, total_steps, make_completer, step.train, loop, t_start)
         result = DistillResult(run.path, cfg.mode, total_steps, start.step, done.steps_done, done.metrics, done.final_checkpoint)
         result.elapsed = time.monotonic() - t_start
         return result
-
-
-def _check_finite(step: int, metrics: Mapping[str, Any]) -> None:
-    for k, v in metrics.items():
-        if k.startswith("optim/") and isinstance(v, float) and not math.isfinite(v):
-            raise CookbookError(f"step {step}: training produced a non-finite {k} ({v}); lower the learning rate")
 
 
 class _OnPolicyStep:
@@ -383,7 +344,7 @@ class _OnPolicyStep:
         from cookbook_cli.rl.sampler import train_on_batch
 
         cfg = self.cfg
-        lr = learning_rate_at(batch.step, self.total_steps, cfg.learning_rate or 0.0, cfg.lr_schedule, cfg.warmup_steps)
+        lr = cfg.learning_rate_at(batch.step, self.total_steps)
         metrics: dict[str, Any] = episode_metrics(batch.groups)
         metrics.update(batch.metrics())
         metrics["lr"] = lr
@@ -443,7 +404,7 @@ class _OnPolicyStep:
         metrics.update(optim_metrics)
         if train_logprobs:
             metrics.update(kl_sample_train(data, train_logprobs))
-        _check_finite(batch.step, metrics)
+        check_finite(batch.step, metrics)
         return metrics, seconds
 
     def _transcript(self, batch: StepBatch, graded: list[tuple[Any, Any, Any]]) -> None:
@@ -479,27 +440,27 @@ class _OnPolicyStep:
 # -- off-policy -----------------------------------------------------------------------------------
 
 
-async def _off_policy(
-    cfg: DistillConfig, settings: Any, teachers: list[Teacher], student: Renderer, service: Any, progress: bool | None, on_log: Any
-) -> DistillResult:
+async def _off_policy(cfg: DistillConfig, settings: Any, teachers: list[Teacher], student: Renderer, options: RunOptions) -> DistillResult:
     from cookbook_cli.distill.prompts import as_prompt
     from cookbook_cli.distill.topk import TopKCache, soft_target_metrics
-    from cookbook_cli.engines.losses import forward_backward_with_loss
-    from cookbook_cli.rl.loop import save_checkpoint
+    from cookbook_cli.rl.sampler import train_on_batch
+    from cookbook_cli.recipes.sampler_loop import save_checkpoint
+    from cookbook_cli.evaluation.in_training import prepare_evaluators
     from cookbook_cli.run.lifecycle import open_run
     from cookbook_cli.run.progress import StepProgress
 
     src, teacher = cfg.teachers[0], teachers[0]
     label = teacher_labels(cfg.teachers)[0]
+    assert src.prompts is not None  # resolved: the bundled sample by default
     data, _test = src.prompts.build(student, cfg.batch_size, cfg.max_length, cfg.train_on_what, cfg.seed)
     source = f"dataset {src.prompts.describe()}"
     probe = [p for p in (as_prompt(c) for c in data.conversations[:8]) if p is not None]
     plan = _plan(cfg, 0, teacher, student, probe, source, teacher.tokenizer)
     batches_per_epoch = len(data)
-    total = batches_per_epoch * cfg.epochs
-    total_steps = total if cfg.max_steps is None else min(cfg.max_steps, total)
+    total_steps = cfg.epoch_steps(batches_per_epoch, options.say)
+    evaluators = prepare_evaluators(cfg.evaluators, student)
 
-    with open_run(settings, service, on_log) as run:
+    with open_run(settings) as run:
         start = run.start_position(batches_per_epoch, total_steps)
         t_start = time.monotonic()
         tc = await run.training_client_async(cfg.model, cfg.lora_rank, cfg.seed)
@@ -516,7 +477,8 @@ async def _off_policy(
             return batch, datums, targets, time.monotonic() - t0
 
         ahead: asyncio.Task[Any] | None = None
-        plain = None if progress is None else not progress
+        plain = None if options.progress is None else not options.progress
+        evaluate = evaluation(cfg, evaluators, student, tc)
         try:
             with StepProgress(total_steps, f"train distill off-policy ({label})", start=start.step, plain=plain) as bar:
                 for step in range(start.step, total_steps):
@@ -524,21 +486,17 @@ async def _off_policy(
                     batch, datums, targets, teacher_seconds = await (ahead or asyncio.ensure_future(prepare(step)))
                     # the next batch's teacher outputs are fetched while this one trains
                     ahead = asyncio.ensure_future(prepare(step + 1)) if step + 1 < total_steps else None
-                    lr = learning_rate_at(step, total_steps, cfg.learning_rate or 0.0, cfg.lr_schedule, cfg.warmup_steps)
-                    metrics: dict[str, Any] = {"lr": lr, **batch.stats.as_metrics("data/")}
+                    lr = cfg.learning_rate_at(step, total_steps)
+                    metrics: dict[str, Any] = {"lr": lr, **batch.stats.as_metrics("data/"), **await evaluate(step, False)}
                     if not datums:
                         metrics["no_update"] = True
                     else:
                         t1 = time.monotonic()
-                        fb = forward_backward_with_loss(tc, datums, "cross_entropy")
-                        opt = await tc.optim_step_async(cfg.adam.params(lr))
-                        out = await fb
-                        optim = await opt
+                        logprobs, optim = await train_on_batch(tc, datums, "cross_entropy", None, cfg.adam.params(lr))
                         metrics["time/train"] = time.monotonic() - t1
-                        metrics.update(soft_target_metrics(targets, [o["logprobs"].to_numpy() for o in out.loss_fn_outputs]))
-                        for k, v in {**(out.metrics or {}), **(getattr(optim, "metrics", None) or {})}.items():
-                            metrics[f"optim/{k}"] = float(v)
-                        _check_finite(step, metrics)
+                        metrics.update(soft_target_metrics(targets, logprobs))
+                        metrics.update(optim)
+                        check_finite(step, metrics)
                     metrics["time/teacher"] = teacher_seconds
                     metrics["teacher/cache_hits"] = cache.hits
                     metrics["time/step"] = time.monotonic() - t0
@@ -550,6 +508,10 @@ async def _off_policy(
                         await save_checkpoint(run, step + 1, batches_per_epoch, final=False)
                     bar.update(step + 1, kl=metrics.get("teacher_kl"), **{"s/step": metrics["time/step"]})
             if result.steps_done > start.step or run.resume_from is None:
+                final = await evaluate(result.steps_done, True)
+                if final:
+                    run.log_metrics(result.steps_done, {**final, "final": True})
+                    result.metrics.append({"step": result.steps_done, **final, "final": True})
                 result.final_checkpoint = await save_checkpoint(run, result.steps_done, batches_per_epoch, final=True)
         finally:
             if ahead is not None:
@@ -557,3 +519,40 @@ async def _off_policy(
                 await asyncio.gather(ahead, return_exceptions=True)
         result.elapsed = time.monotonic() - t_start
         return result
+
+
+def summary(config: DistillConfig, result: DistillResult) -> list[str]:
+    """What `cookbook train distill` prints after the run."""
+    from cookbook_cli.recipes.report import change, done_line
+
+    how = "off-policy" if result.mode == "off_policy" else (
+        "on-policy, synchronous" if config.max_steps_off_policy == 0 else f"on-policy, asynchronous, <= {config.max_steps_off_policy} steps off-policy"
+    )
+    kl = result.series("teacher_kl")
+    lines = [done_line(result.steps_done - result.start_step, result.elapsed, how=how)]
+    if kl:
+        lines.append(f"  teacher KL  {change(kl[0], kl[-1])}")
+    return lines
+
+
+#: Config words of the first teacher that may be written without `teachers.0.`.
+FIRST_TEACHER_WORDS = {w: f"teachers.0.{w}" for w in ("env", "prompts", "split", "weight")}
+
+RECIPE = Recipe(
+    DistillConfig,
+    train,
+    summary,
+    options=(
+        Option(("--teacher", "-t"), "teachers.0.model",
+               "The teacher: a model (Hub id, folder, random:...), a runs/... directory of a finished run (e.g. a train sl run), or a tinker:// path."),
+        Option(("--teacher-renderer",), "teachers.0.renderer",
+               "The teacher's chat format when it differs from the student's: completions are re-rendered for it."),
+        Option(("--prompts", "-p"), "teachers.0.prompts", "A JSONL of conversations ending in a user turn.", file_builder="prompt_file", group="prompts"),
+        Option(("--dataset", "-d"), "teachers.0.prompts",
+               "A supervised dataset (name or .jsonl): on-policy, its conversations without their last assistant turn are the prompts; "
+               "off-policy, its examples are trained. Default: the bundled sample.", group="prompts"),
+        Option(("--env",), "teachers.0.env", "An RL environment to take prompts from (cookbook envs list); options as env.<field>=value.", group="prompts"),
+    ),
+    aliases={"loss_fn": ("--loss",)},
+    words=FIRST_TEACHER_WORDS,
+)

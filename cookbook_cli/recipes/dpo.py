@@ -23,24 +23,26 @@ The loop, against the engine protocol only:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import chz
 
-from cookbook_cli.config import RegistryFactory, config_to_json
+from cookbook_cli.config import RegistryFactory
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.plugins import registry
 from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
 from cookbook_cli.preference.loss import DEFAULT_BETA
 from cookbook_cli.run.checkpoints import Position
-from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, total_steps_of
+from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
+from cookbook_cli.recipes.epoch_loop import grad_norm_of
+from cookbook_cli.run.config import EpochConfig
+from cookbook_cli.run.options import RunOptions
 
 if TYPE_CHECKING:
-    from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import TrainingClient
     from cookbook_cli.preference.data import PreferenceBatch, PreferenceDataset
     from cookbook_cli.preference.reference import Reference, Sums
 
@@ -50,13 +52,15 @@ PRETRAINED_LR = 1e-5
 
 
 @chz.chz
-class DPOConfig(EpochRunConfig):
-    """Preference learning (DPO) on comparisons (the run's fields: `EpochRunConfig`)."""
+class DPOConfig(EpochConfig):
+    """Preference learning (DPO) on comparisons (the run's fields: `EpochConfig`)."""
 
     dataset: PreferenceDatasetBuilder = chz.field(
         default_factory=ComparisonsBuilder,
-        meta_factory=RegistryFactory(registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train dpo`"),
-        doc="preference dataset builder (cookbook datasets list); its fields are dataset.<field>",
+        meta_factory=RegistryFactory(
+            registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train dpo`", files={".jsonl": "comparisons"}
+        ),
+        doc="preference dataset builder name (cookbook datasets list) or a comparisons .jsonl file; its fields are dataset.<field>",
     )
     beta: float = chz.field(default=DEFAULT_BETA, doc="DPO temperature: how far the policy may move from the reference")
     reference: str | None = chz.field(default=None, doc="reference model or checkpoint; default: the starting weights")
@@ -67,26 +71,18 @@ class DPOConfig(EpochRunConfig):
         if not self.beta > 0:
             raise CookbookError(f"beta must be > 0, got {self.beta}")
 
+    def registries(self) -> dict[str, Any]:
+        return {"dataset": registry.dataset_builders}
 
-def resolve(config: DPOConfig) -> DPOConfig:
-    """Fill in the defaults that depend on other fields: model, renderer,
-    learning rate (1e-5, or the engine's from-scratch rate) and log directory."""
-    from cookbook_cli import models
+    def data_label(self) -> str:
+        return self.dataset.describe() if not isinstance(self.dataset, ComparisonsBuilder) or self.dataset.path else "sample"
 
-    def learning_rate(model: str, spec: Any) -> float:
-        from_scratch = spec is not None and spec.from_scratch
-        return models.default_learning_rate(model, config.engine, config.lora_rank) if from_scratch else PRETRAINED_LR
+    def default_learning_rate(self, model: str, engine: str, rank: int) -> float:
+        """1e-5 for a pretrained model, the engine's from-scratch rate for a random one."""
+        from cookbook_cli import models
 
-    data = config.dataset.describe() if not isinstance(config.dataset, ComparisonsBuilder) or config.dataset.path else "sample"
-    return resolve_run_defaults(config, "dpo", data, learning_rate)
-
-
-#: As in `train sl`: where the run lives, how long it runs and how often it saves.
-RESUME_MAY_CHANGE = ("log_dir", "max_steps", "save_every")
-
-
-def config_json(config: DPOConfig) -> dict[str, Any]:
-    return config_to_json(config, {"dataset": registry.dataset_builders})
+        spec = models.model_spec(model, engine)
+        return super().default_learning_rate(model, engine, rank) if spec is not None and spec.from_scratch else PRETRAINED_LR
 
 
 @dataclass
@@ -102,7 +98,7 @@ class DPOResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_data(cfg: DPOConfig) -> tuple[PreferenceDataset, PreferenceDataset | None, int, Reference]:
+def prepare_data(cfg: DPOConfig, say: Callable[[str], None]) -> tuple[Any, PreferenceDataset, PreferenceDataset | None, int, Reference]:
     """Everything checked before a model loads or a file is written."""
     from cookbook_cli.models import tokenizer_for_model
     from cookbook_cli.preference.reference import reference_of
@@ -112,7 +108,7 @@ def prepare_data(cfg: DPOConfig) -> tuple[PreferenceDataset, PreferenceDataset |
     reference = reference_of(cfg.model, cfg.init_from, cfg.reference)
     renderer = get_renderer(cfg.renderer, tokenizer_for_model(cfg.model, cfg.engine))
     train_ds, test_ds = cfg.dataset.build(renderer, cfg.batch_size, cfg.max_length, cfg.seed)
-    return train_ds, test_ds, total_steps_of(cfg, len(train_ds)), reference
+    return renderer, train_ds, test_ds, cfg.epoch_steps(len(train_ds), say), reference
 
 
 def _policy_sums_metrics(batch: PreferenceBatch, outputs: Any, ref: list[tuple[float, float]], beta: float) -> dict[str, float]:
@@ -191,89 +187,62 @@ def _reference_sums(run: Any, cfg: DPOConfig, client: TrainingClient, reference:
     return sums, count
 
 
-def train(
-    config: DPOConfig,
-    if_exists: str = "fail",
-    service: ServiceClient | None = None,
-    progress: bool | None = None,
-    on_log: Callable[[str], None] | None = None,
-    argv: list[str] | None = None,
-    log_to: Sequence[str] = (),
-    logger_options: Mapping[str, Mapping[str, str]] | None = None,
-) -> DPOResult:
-    """Run DPO; returns what happened. The arguments are those of
-    `cookbook_cli.recipes.sl.train`."""
+def train(config: DPOConfig, options: RunOptions | None = None) -> DPOResult:
+    """Run DPO; returns what happened (`RunOptions`: how to run it)."""
     from cookbook_cli.preference.loss import dpo_loss_fn
     from cookbook_cli.preference.reference import pair_key, resolve_checkpoint
-    from cookbook_cli.run.lifecycle import RunSettings, open_run
-    from cookbook_cli.run.progress import StepProgress
+    from cookbook_cli.recipes.epoch_loop import EpochSteps, run_epoch_loop
 
-    cfg = resolve(config)
-    assert cfg.log_dir is not None and cfg.model is not None and cfg.learning_rate is not None
-    train_ds, test_ds, total_steps, reference = prepare_data(cfg)
-    bpe = len(train_ds)
-    stored = {**config_json(cfg), "reference_identity": reference.identity()}
-    settings = RunSettings("dpo", cfg.log_dir, stored, cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv,
-                           log_to, logger_options or {})
-    with open_run(settings, service, on_log) as run:
-        start = run.start_position(bpe, total_steps)
-        t_start = time.monotonic()
-        client = run.training_client(cfg.model, cfg.lora_rank, cfg.seed)
+    cfg, options = prepare_run("dpo", config, options)
+    assert cfg.log_dir is not None and cfg.model is not None and cfg.learning_rate is not None and cfg.lora_rank is not None
+    renderer, train_ds, test_ds, total_steps, reference = prepare_data(cfg, options.say)
+    stored = {**cfg.to_json(), "reference_identity": reference.identity()}
+    state: dict[str, Any] = {}
+
+    def start(run: Any, client: TrainingClient, position: Position) -> None:
         if run.resume_from is None and cfg.init_from is not None:  # the weights to start from (a resume has its own)
             client.load_state(resolve_checkpoint(cfg.init_from)).result()
-        sums, computed = _reference_sums(run, cfg, client, reference, train_ds, test_ds, start.step, total_steps)
-        result = DPOResult(run.path, total_steps, start.step, reference_pairs_computed=computed)
-        evaluator = _Evaluator(test_ds, sums, cfg.beta)
-        earlier = [r for r in run.metrics() if "test/accuracy" in r]
-        if earlier:
-            result.first_eval = {k: v for k, v in earlier[0].items() if k.startswith("test/")}
+        sums, state["computed"] = _reference_sums(run, cfg, client, reference, train_ds, test_ds, position.step, total_steps)
+        state["sums"] = sums
+        state["evaluator"] = _Evaluator(test_ds, sums, cfg.beta)
 
-        def lr_at(step: int) -> float:
-            return learning_rate_at(step, total_steps, cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_ratio)
+    def step(client: TrainingClient, batch: PreferenceBatch, lr: float) -> Callable[[], dict[str, Any]]:
+        if not len(batch):
+            return lambda: {"no_update": True}
+        ref = [state["sums"][pair_key("train", r)] for r in batch.rows]
+        fb = client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, cfg.beta))
+        opt = client.optim_step(cfg.adam.params(lr))
+        return lambda: {**fb.result().metrics, **grad_norm_of(opt.result())}
 
-        with StepProgress(total_steps, "train dpo", start=start.step, plain=None if progress is None else not progress) as bar:
-            for step in range(start.step, total_steps):
-                t0 = time.monotonic()
-                pos = Position.of(step, bpe)
-                if train_ds.epoch_seed != pos.epoch:
-                    train_ds.set_epoch(pos.epoch)
-                batch = train_ds.build_batch(pos.batch)
-                lr = lr_at(step)
-                evaluation = evaluator.submit(client) if cfg.eval_every and step % cfg.eval_every == 0 else None
-                row: dict[str, Any] = {"epoch": pos.epoch, "batch": pos.batch}
-                if len(batch):
-                    ref = [sums[pair_key("train", r)] for r in batch.rows]
-                    fb = client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, cfg.beta))
-                    opt = client.optim_step(cfg.adam.params(lr))
-                    row.update(fb.result().metrics)
-                    grad_norm = (getattr(opt.result(), "metrics", None) or {}).get("grad_norm")
-                    if grad_norm is not None:
-                        row["grad_norm"] = float(grad_norm)
-                else:
-                    row["no_update"] = True
-                    bar.log(f"warning: step {step} trained nothing: no pair of its batch kept a completion token within max_length")
-                row.update(evaluator.finish(evaluation))
-                if "test/accuracy" in row and not result.first_eval:
-                    result.first_eval = {k: v for k, v in row.items() if k.startswith("test/")}
-                step_time = time.monotonic() - t0
-                row.update(lr=lr, **batch.stats.as_metrics(), tokens_per_s=batch.stats.tokens / step_time, step_time=step_time,
-                           elapsed=time.monotonic() - t_start)
-                run.log_metrics(step, row)
-                result.metrics.append({"step": step, **row})
-                if step + 1 < total_steps and cfg.save_every and (step + 1) % cfg.save_every == 0:
-                    run.checkpointer.save(Position.of(step + 1, bpe))
-                bar.update(step + 1, loss=row.get("dpo_loss"), acc=row.get("accuracy"), lr=lr,
-                           **({"test_acc": row["test/accuracy"]} if "test/accuracy" in row else {}))
-            if not any("no_update" not in r for r in run.metrics() if not r.get("final")):
-                raise CookbookError("no step of the run trained anything: every pair was skipped (raise --max-length)")
+    def evaluate(client: TrainingClient) -> Callable[[], dict[str, Any]]:
+        pending = state["evaluator"].submit(client)
+        return lambda: state["evaluator"].finish(pending)
 
-            final = Position.of(total_steps, bpe)
-            evaluation = evaluator.finish(evaluator.submit(client))
-            if evaluation:
-                run.log_metrics(total_steps, {"epoch": final.epoch, "batch": final.batch, **evaluation, "final": True})
-                result.final_eval = {k: v for k, v in evaluation.items()}
-                result.first_eval = result.first_eval or result.final_eval
-                bar.log(f"final test accuracy={evaluation['test/accuracy']:.3f} margin={evaluation['test/margin']:.4g}")
-            result.final_checkpoint = run.save_final(final)
-        result.elapsed = time.monotonic() - t_start
-        return result
+    steps = EpochSteps(
+        step, evaluate, start,
+        lambda row: {"loss": row.get("dpo_loss"), "acc": row.get("accuracy"), **({"test_acc": row["test/accuracy"]} if "test/accuracy" in row else {})},
+        "no pair of its batch kept a completion token within max_length (raise --max-length)",
+    )
+    done = run_epoch_loop(run_settings("dpo", cfg, options, stored), cfg, train_ds, total_steps, steps, renderer)
+    evals = [r for r in (*done.earlier, *done.metrics) if "test/accuracy" in r]
+    first = {k: v for k, v in evals[0].items() if k.startswith("test/")} if evals else {}
+    final = {k: v for k, v in done.final_eval.items()}
+    return DPOResult(
+        done.log_dir, done.total_steps, done.start_step, first or final, final, state.get("computed", 0), done.final_checkpoint,
+        done.elapsed, done.metrics,
+    )
+
+
+def summary(config: DPOConfig, result: DPOResult) -> list[str]:
+    """What `cookbook train dpo` prints after the run."""
+    from cookbook_cli.recipes.report import done_line
+
+    lines = [done_line(result.total_steps - result.start_step, result.elapsed, result.start_step)]
+    first, final = result.first_eval, result.final_eval
+    if "test/accuracy" in final:
+        lines.append(f"  test accuracy {first.get('test/accuracy', float('nan')):.3f} -> {final['test/accuracy']:.3f}")
+        lines.append(f"  test margin   {first.get('test/margin', float('nan')):.4g} -> {final['test/margin']:.4g}")
+    return lines
+
+
+RECIPE = Recipe(DPOConfig, train, summary)

@@ -1,6 +1,8 @@
 """Supervised fine-tuning: `cookbook train sl`, or `train(SLConfig(...))` from Python.
 
-The loop, against the engine protocol only (so it runs on every engine):
+The epoch loop (`cookbook_cli.recipes.epoch_loop`, with `pipeline`) runs
+this recipe's step, against the engine protocol only (so it runs on every
+engine):
 
 - step s trains on batch s % B of epoch s // B (B batches per epoch; each epoch
   reshuffled with `set_epoch(epoch)`), at the scheduled learning rate;
@@ -23,71 +25,62 @@ recomputed, so each step appears exactly once.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import chz
 
-from cookbook_cli.config import RegistryFactory, config_to_json
-from cookbook_cli.evaluation import in_training as _ev
+from cookbook_cli.config import SUPERVISED_FILES, RegistryFactory
 from cookbook_cli.data.builders import ConversationsBuilder, SupervisedDatasetBuilder
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.plugins import registry
-from cookbook_cli.run.checkpoints import PendingCheckpoint, Position
-from cookbook_cli.run.epoch_config import EpochRunConfig, resolve_run_defaults, total_steps_of
+from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
+from cookbook_cli.run.config import EpochConfig
+from cookbook_cli.run.options import RunOptions
 from cookbook_cli.types import LossReduction, TrainOnWhat
 
 if TYPE_CHECKING:
     from cookbook_cli.data.builders import SupervisedData
-    from cookbook_cli.data.supervised import BatchStats, ConversationDataset, SupervisedBatch
-    from cookbook_cli.engines.protocol import APIFuture, ServiceClient, TrainingClient
+    from cookbook_cli.data.supervised import ConversationDataset, SupervisedBatch
+    from cookbook_cli.engines.protocol import APIFuture, TrainingClient
     from cookbook_cli.renderers.base import Renderer
 
 
 @chz.chz
-class SLConfig(EpochRunConfig):
-    """Supervised fine-tuning on conversations (the run's fields: `EpochRunConfig`)."""
+class SLConfig(EpochConfig):
+    """Supervised fine-tuning on conversations (the run's fields: `EpochConfig`)."""
 
     dataset: SupervisedDatasetBuilder = chz.field(
         default_factory=ConversationsBuilder,
-        meta_factory=RegistryFactory(registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), used_by="`train sl`"),
-        doc="dataset builder (cookbook datasets list); its fields are dataset.<field>",
+        meta_factory=RegistryFactory(
+            registry.dataset_builders, ConversationsBuilder, kinds=("supervised",), used_by="`train sl`", files=SUPERVISED_FILES
+        ),
+        doc="dataset builder name (cookbook datasets list) or a conversations .jsonl file; its fields are dataset.<field>",
     )
-    train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are trained (TrainOnWhat)")
+    train_on_what: str = chz.field(
+        default="all_assistant_messages", doc="which tokens are trained", metadata={"choices": tuple(m.value for m in TrainOnWhat)}
+    )
     loss_reduction: str = chz.field(
         default="mean",
         doc="mean: each example's token losses averaged, so every example weighs the same (tinker-cookbook's default); sum: token losses summed",
-    )
-    evaluators: list[str] = chz.field(
-        default_factory=list, doc="evaluators run with test NLL, logged as test/<name>/<metric>, e.g. 'arithmetic max_tokens=1' (cookbook evaluators list)"
+        metadata={"choices": tuple(m.value for m in LossReduction)},
     )
     pipeline: bool = chz.field(default=True, doc="overlap engine work with data preparation (false: strictly sequential)")
+
+    RESUME_MAY_CHANGE = (*EpochConfig.RESUME_MAY_CHANGE, "pipeline")
 
     @chz.validate
     def _check(self) -> None:
         TrainOnWhat.parse(self.train_on_what)
         LossReduction.parse(self.loss_reduction)
 
+    def registries(self) -> dict[str, Any]:
+        return {"dataset": registry.dataset_builders}
 
-def resolve(config: SLConfig) -> SLConfig:
-    """Fill in the defaults that depend on other fields: model, renderer,
-    learning rate and log directory."""
-    data = config.dataset.describe() if not isinstance(config.dataset, ConversationsBuilder) or config.dataset.path else "sample"
-    return resolve_run_defaults(config, "sl", data)
-
-
-#: Settings a resumed run may change: where it lives, how it overlaps work, how
-#: long it runs (the schedule then spans the new total), how often it saves and
-#: what it evaluates.
-RESUME_MAY_CHANGE = ("log_dir", "pipeline", "max_steps", "save_every", "evaluators")
-
-
-def config_json(config: SLConfig) -> dict[str, Any]:
-    return config_to_json(config, {"dataset": registry.dataset_builders})
+    def data_label(self) -> str:
+        return self.dataset.describe() if not isinstance(self.dataset, ConversationsBuilder) or self.dataset.path else "sample"
 
 
 # -- results -----------------------------------------------------------------------------
@@ -152,25 +145,10 @@ class _Evaluator:
         return {"test_nll": total / weight} if weight > 0 else {}
 
 
-@dataclass
-class _Step:
-    step: int
-    position: Position
-    lr: float
-    stats: BatchStats
-    datums: list[Any]
-    fb: APIFuture[Any] | None = None
-    opt: APIFuture[Any] | None = None
-    evaluation: list[Any] | None = None
-    eval_client: Any = None  # a sampling client of the weights before this step, for the evaluators
-    checkpoint: PendingCheckpoint | None = None
-    submitted: float = 0.0
-
-
 # -- the loop ----------------------------------------------------------------------------------
 
 
-def prepare_data(cfg: SLConfig) -> tuple[Renderer, SupervisedData, ConversationDataset | None, int]:
+def prepare_data(cfg: SLConfig, say: Callable[[str], None]) -> tuple[Renderer, SupervisedData, ConversationDataset | None, int]:
     """Everything checked before a model loads or a file is written: the
     renderer, both splits (loadable, expressible by the renderer, something to
     train) and the number of steps."""
@@ -185,7 +163,7 @@ def prepare_data(cfg: SLConfig) -> tuple[Renderer, SupervisedData, ConversationD
     for ds in (train_ds, test_ds):
         if ds is not None:
             check_renderer_can_express(renderer, ds)
-    return renderer, train_ds, test_ds, total_steps_of(cfg, len(train_ds))
+    return renderer, train_ds, test_ds, cfg.epoch_steps(len(train_ds), say)
 
 
 def check_renderer_can_express(renderer: Renderer, ds: SupervisedData) -> None:
@@ -203,166 +181,68 @@ def check_renderer_can_express(renderer: Renderer, ds: SupervisedData) -> None:
             raise CookbookError(f"{ds.name} row {row}: {e}") from None
 
 
-def train(
-    config: SLConfig,
-    if_exists: str = "fail",
-    service: ServiceClient | None = None,
-    progress: bool | None = None,
-    on_log: Callable[[str], None] | None = None,
-    argv: list[str] | None = None,
-    log_to: Sequence[str] = (),
-    logger_options: Mapping[str, Mapping[str, str]] | None = None,
-) -> SLResult:
-    """Run supervised fine-tuning; returns what happened.
+def train(config: SLConfig, options: RunOptions | None = None) -> SLResult:
+    """Run supervised fine-tuning; returns what happened (`RunOptions`: how to run it)."""
+    from cookbook_cli.recipes.epoch_loop import EpochSteps, grad_norm_of, run_epoch_loop
 
-    `if_exists`: resume, overwrite, fail or ask (for a log directory that holds a
-    run). `service` replaces the engine's client (tests, benchmarks). `progress`:
-    True a rich bar, False plain lines, None (default) a bar on a terminal only.
-    `on_log` receives the run's messages (default: print). `argv`: the command
-    line, quoted back when the run is interrupted. `log_to` / `logger_options`:
-    experiment trackers beside metrics.jsonl (`cookbook loggers list`)."""
-    from cookbook_cli.run.lifecycle import RunSettings, open_run
-    from cookbook_cli.run.progress import StepProgress
+    cfg, options = prepare_run("sl", config, options)
+    renderer, train_ds, test_ds, total_steps = prepare_data(cfg, options.say)
+    evaluator = _Evaluator(test_ds)
 
-    cfg = resolve(config)
-    assert cfg.log_dir is not None and cfg.model is not None and cfg.renderer is not None and cfg.learning_rate is not None
-    renderer, train_ds, test_ds, total_steps = prepare_data(cfg)
-    evaluators = _ev.prepare_evaluators(cfg.evaluators, renderer)
-    batches_per_epoch = len(train_ds)
-    settings = RunSettings("sl", cfg.log_dir, config_json(cfg), cfg.engine, cfg.engine_options, if_exists, RESUME_MAY_CHANGE, argv, log_to, logger_options or {})
-    with open_run(settings, service, on_log) as run:
-        start = run.start_position(batches_per_epoch, total_steps)
-        t_start = time.monotonic()
-        client = run.training_client(cfg.model, cfg.lora_rank, cfg.seed)
-        checkpointer = run.checkpointer
-        evaluator = _Evaluator(test_ds)
-        result = SLResult(run.path, total_steps, start.step, resumed_from=start.step if run.resume_from else None)
-        earlier = run.metrics()
-        losses = [r["loss"] for r in earlier if "loss" in r]
-        evals = [r["test_nll"] for r in earlier if "test_nll" in r]
-        result.first_loss = losses[0] if losses else None
-        result.first_test_nll = evals[0] if evals else None
-        updates = [len(losses)]
+    def step(client: TrainingClient, batch: SupervisedBatch, lr: float) -> Callable[[], dict[str, Any]]:
+        # A batch whose every example was skipped (nothing trained within
+        # max_length) becomes a step without an update, logged as such.
+        if not batch.datums:
+            return lambda: {"no_update": True}
+        fb = client.forward_backward(batch.datums, "cross_entropy")
+        if not cfg.pipeline:  # strictly sequential: wait for every call before the next
+            fb.result()
+        opt = client.optim_step(cfg.adam.params(lr))
+        if not cfg.pipeline:
+            opt.result()
 
-        def lr_at(step: int) -> float:
-            return learning_rate_at(step, total_steps, cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_ratio)
+        def done() -> dict[str, Any]:
+            nll_sum, weight = _weighted_nll(fb.result(), batch.datums)
+            return {**({"loss": nll_sum / weight} if weight > 0 else {"no_update": True}), **grad_norm_of(opt.result())}
 
-        def prepare(step: int) -> _Step:
-            pos = Position.of(step, batches_per_epoch)
-            if train_ds.epoch_seed != pos.epoch:
-                train_ds.set_epoch(pos.epoch)
-            batch: SupervisedBatch = train_ds.build_batch(pos.batch)
-            # A batch whose every example was skipped (nothing trained within
-            # max_length) becomes a step without an update, logged as such.
-            return _Step(step, pos, lr_at(step), batch.stats, batch.datums)
+        return done
 
-        def eval_due(step: int) -> bool:
-            return cfg.eval_every > 0 and step % cfg.eval_every == 0
+    def evaluate(client: TrainingClient) -> Callable[[], dict[str, Any]]:
+        pending = evaluator.submit(client, wait_each=not cfg.pipeline)
+        return lambda: _Evaluator.finish(pending)
 
-        def save_due(done: int) -> bool:
-            return done < total_steps and cfg.save_every > 0 and done % cfg.save_every == 0
+    def bar_fields(row: dict[str, Any]) -> dict[str, Any]:
+        tokens = {"tok/s": round(row["tokens_per_s"]) if row.get("tokens_per_s") else None}
+        return {"loss": row.get("loss"), **tokens, **({"test_nll": row["test_nll"]} if "test_nll" in row else {})}
 
-        def submit(s: _Step) -> None:
-            s.submitted = time.monotonic()
-            if eval_due(s.step):
-                s.evaluation = evaluator.submit(client, wait_each=not cfg.pipeline)
-                if evaluators:
-                    s.eval_client = client.save_weights_and_get_sampling_client()
-            if s.datums:
-                s.fb = client.forward_backward(s.datums, "cross_entropy")
-                if not cfg.pipeline:  # strictly sequential: wait for every call before the next
-                    s.fb.result()
-                s.opt = client.optim_step(cfg.adam.params(s.lr))
-                if not cfg.pipeline:
-                    s.opt.result()
-            if save_due(s.step + 1):
-                s.checkpoint = checkpointer.submit(Position.of(s.step + 1, batches_per_epoch))
+    steps = EpochSteps(
+        step, evaluate, bar_fields=bar_fields, pipeline=cfg.pipeline,
+        nothing_trained="every example was skipped: no trained token within max_length (see `skipped` in metrics.jsonl); "
+        "raise --max-length or check which messages train_on_what selects",
+    )
+    done = run_epoch_loop(run_settings("sl", cfg, options), cfg, train_ds, total_steps, steps, renderer)
+    rows = [r for r in (*done.earlier, *done.metrics) if not r.get("final")]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    evals = [r["test_nll"] for r in rows if "test_nll" in r]
+    final_nll = done.final_eval.get("test_nll")
+    this_run = [r["loss"] for r in done.metrics if "loss" in r]
+    return SLResult(
+        done.log_dir, done.total_steps, done.start_step, losses[0] if losses else None, this_run[-1] if this_run else None,
+        evals[0] if evals else final_nll, final_nll, done.elapsed, done.final_checkpoint, done.start_step if done.resumed else None,
+        sum(int(r.get("truncated", 0)) for r in done.metrics), done.metrics,
+    )
 
-        last_done = [time.monotonic()]
 
-        def finish(s: _Step, bar: StepProgress) -> None:
-            evaluation = _Evaluator.finish(s.evaluation)
-            evaluation.update(_ev.run_evaluators(evaluators, renderer, s.eval_client, cfg.seed))
-            loss: float | None = None
-            opt = None
-            if s.fb is not None and s.opt is not None:
-                nll_sum, weight = _weighted_nll(s.fb.result(), s.datums)
-                opt = s.opt.result()
-                loss = nll_sum / weight if weight > 0 else None
-            now = time.monotonic()
-            step_time = now - last_done[0]
-            last_done[0] = now
-            row: dict[str, Any] = {
-                "epoch": s.position.epoch,
-                "batch": s.position.batch,
-                **({"loss": loss} if loss is not None else {"no_update": True}),
-                "lr": s.lr,
-                **s.stats.as_metrics(),
-                "tokens_per_s": s.stats.tokens / step_time if step_time > 0 else None,
-                "step_time": step_time,
-                "elapsed": now - t_start,
-            }
-            opt_metrics = getattr(opt, "metrics", None) or {}
-            if "grad_norm" in opt_metrics:
-                row["grad_norm"] = float(opt_metrics["grad_norm"])
-            row.update(evaluation)
-            run.log_metrics(s.step, row)
-            result.metrics.append({"step": s.step, **row})
-            if loss is None:
-                bar.log(f"warning: step {s.step} trained nothing: all {s.stats.skipped} examples of its batch had no trained token within max_length")
-            else:
-                updates[0] += 1
-            result.truncated += s.stats.truncated
-            if loss is not None:
-                if result.first_loss is None:
-                    result.first_loss = loss
-                result.last_loss = loss
-            if "test_nll" in evaluation and result.first_test_nll is None:
-                result.first_test_nll = evaluation["test_nll"]
-            if s.checkpoint is not None:
-                checkpointer.finish(s.checkpoint)
-            bar.update(
-                s.step + 1,
-                loss=loss,
-                lr=s.lr,
-                **{"tok/s": round(row["tokens_per_s"]) if row["tokens_per_s"] else None},
-                **({"test_nll": evaluation["test_nll"]} if "test_nll" in evaluation else {}),
-            )
+def summary(config: SLConfig, result: SLResult) -> list[str]:
+    """What `cookbook train sl` prints after the run."""
+    from cookbook_cli.recipes.report import change, done_line
 
-        with StepProgress(total_steps, "train sl", start=start.step, plain=None if progress is None else not progress) as bar:
-            pending: _Step | None = None
-            current = prepare(start.step) if start.step < total_steps else None
-            while current is not None:
-                if cfg.pipeline:
-                    submit(current)
-                    following = prepare(current.step + 1) if current.step + 1 < total_steps else None
-                    if pending is not None:
-                        finish(pending, bar)
-                    pending, current = current, following
-                else:
-                    submit(current)
-                    finish(current, bar)
-                    current = prepare(current.step + 1) if current.step + 1 < total_steps else None
-            if pending is not None:
-                finish(pending, bar)
-            if updates[0] == 0:
-                raise CookbookError(
-                    f"no step of the run trained anything: every example was skipped (see `skipped` in {run.dir.metrics_path}); "
-                    "raise --max-length or check which messages train_on_what selects"
-                )
+    lines = [done_line(result.total_steps - result.start_step, result.elapsed, result.resumed_from), f"  train loss  {change(result.first_loss, result.last_loss)}"]
+    if result.final_test_nll is not None:
+        lines.append(f"  test NLL    {change(result.first_test_nll, result.final_test_nll)}")
+    if result.truncated:
+        lines.append(f"  {result.truncated} examples were truncated to max_length")
+    return lines
 
-            # The end: final evaluation, then the final checkpoint (state + sampler weights).
-            final = Position.of(total_steps, batches_per_epoch)
-            evaluation = _Evaluator.finish(evaluator.submit(client))
-            if evaluators:
-                evaluation.update(_ev.run_evaluators(evaluators, renderer, client.save_weights_and_get_sampling_client(), cfg.seed))
-            if evaluation:
-                run.log_metrics(total_steps, {"epoch": final.epoch, "batch": final.batch, **evaluation, "final": True})
-                if "test_nll" in evaluation:
-                    result.final_test_nll = evaluation["test_nll"]
-                    if result.first_test_nll is None:
-                        result.first_test_nll = result.final_test_nll
-                    bar.log(f"final test_nll={evaluation['test_nll']:.4g}")
-            result.final_checkpoint = run.save_final(final)
-        result.elapsed = time.monotonic() - t_start
-        return result
+
+RECIPE = Recipe(SLConfig, train, summary)

@@ -3,7 +3,7 @@
 A recipe validates its whole config and builds its data first (nothing is
 loaded or written before that), then:
 
-    with open_run(RunSettings(...), service) as run:
+    with open_run(RunSettings(...)) as run:     # RunSettings.options: the RunOptions
         client = run.training_client(model, rank, seed)     # created, or resumed
         start = run.start_position(batches_per_epoch)
         ... the loop: run.log_metrics(step, row); run.checkpointer.submit/finish ...
@@ -46,9 +46,10 @@ from cookbook_cli.run.checkpoints import Checkpointer, Position, check_record, d
 from cookbook_cli.run.directory import OWN_FILES, RunDir, foreign_entries, is_run
 from cookbook_cli.run.files import CHECKPOINTS, CONFIG, LOCK, METRICS, read_json, read_jsonl, rewrite_jsonl, write_json_atomic
 from cookbook_cli.run.lock import RunLock, is_locked
+from cookbook_cli.run.options import RunOptions
 
 if TYPE_CHECKING:
-    from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
+    from cookbook_cli.engines.protocol import TrainingClient
 
 
 class IfExists(str, Enum):
@@ -58,31 +59,27 @@ class IfExists(str, Enum):
     ASK = "ask"
 
 
-IF_EXISTS_VALUES = tuple(m.value for m in IfExists)
 
 
 @dataclass
 class RunSettings:
-    """What the lifecycle needs to know of a recipe's resolved config."""
+    """What the lifecycle needs to know of a recipe's resolved config, and how to run it."""
 
     recipe: str  # "sl", "rl", ...: names the run in messages
     log_dir: str | Path
     config: Mapping[str, Any]  # JSON-ready resolved config, stored as config.json
     engine: str
     engine_options: Mapping[str, Any] = field(default_factory=dict)
-    if_exists: str = "fail"
     resume_may_change: Sequence[str] = ("log_dir",)  # config fields a resumed run may change
-    argv: Sequence[str] | None = None  # the command line, to say how to resume
-    log_to: Sequence[str] = ()  # experiment trackers beside metrics.jsonl (cookbook loggers list)
-    logger_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # logger.<name>.<field>=value
+    options: RunOptions = field(default_factory=RunOptions)
 
     def stored_config(self) -> dict[str, Any]:
         """config.json: the recipe's config, and the trackers (which a resumed run may change)."""
         from cookbook_cli.loggers.options import redact_options
 
         out = dict(self.config)
-        if self.log_to:
-            out["loggers"] = {"names": list(self.log_to), "options": redact_options(self.logger_options)}
+        if self.options.log_to:
+            out["loggers"] = {"names": list(self.options.log_to), "options": redact_options(self.options.logger_options)}
         return out
 
 
@@ -197,7 +194,8 @@ class Run:
         return self.dir.subdir(name)
 
     def resume_hint(self) -> str:
-        return resume_command(self.settings.argv, self.path) if self.settings.argv else (
+        argv = self.settings.options.argv
+        return resume_command(argv, self.path) if argv else (
             f"call train(config, if_exists='resume') with log_dir={str(self.path)!r}"
         )
 
@@ -233,11 +231,7 @@ def check_log_dir(log_dir: str | Path) -> Path:
 def decide(path: Path, if_exists: str) -> IfExists:
     """What to do with `path`: resume, overwrite or fail (asking on a terminal).
     A folder without a run needs no decision; one with someone else's files is refused."""
-    if if_exists not in IF_EXISTS_VALUES:
-        from cookbook_cli.errors import UnknownNameError
-
-        raise UnknownNameError("--if-exists value", if_exists, ["resume", "overwrite", "fail"])
-    mode = IfExists(if_exists)
+    mode = IfExists(if_exists)  # checked once, by RunOptions
     if not path.is_dir():
         return IfExists.RESUME if mode is IfExists.ASK else mode
     if is_locked(path / LOCK):
@@ -292,6 +286,7 @@ def check_same_config(path: Path, config: Mapping[str, Any], may_change: Sequenc
     if diffs:
         raise CookbookError(
             f"log directory {str(path)!r} holds a run with other settings ({'; '.join(diffs[:4])}); "
+            f"a resumed run may change only {', '.join(f for f in may_change if f != 'log_dir')}: "
             "resume with the same settings, or pass --if-exists overwrite"
         )
 
@@ -327,18 +322,17 @@ def pick_checkpoint(directory: RunDir, say: Callable[[str], None]) -> dict[str, 
 
 
 @contextmanager
-def open_run(
-    settings: RunSettings, service: ServiceClient | Any = None, on_log: Callable[[str], None] | None = None
-) -> Iterator[Run]:
+def open_run(settings: RunSettings) -> Iterator[Run]:
     """Open (create, resume or overwrite) a run directory for a recipe; see the module docstring."""
     from cookbook_cli.engines import create_service_for_run
 
     from cookbook_cli.loggers.options import validate_logger_names
 
-    say = on_log or (lambda m: print(m, flush=True))
+    say = settings.options.say
+    service = settings.options.service
     path = check_log_dir(settings.log_dir)
-    validate_logger_names(settings.log_to, settings.logger_options)
-    mode = decide(path, settings.if_exists)
+    validate_logger_names(settings.options.log_to, settings.options.logger_options)
+    mode = decide(path, settings.options.if_exists)
     if mode is IfExists.RESUME and is_run(path):
         check_same_config(path, settings.stored_config(), (*settings.resume_may_change, "loggers"))
 
@@ -398,7 +392,7 @@ def open_run(
 def _open_loggers(settings: RunSettings, directory: RunDir, config: Mapping[str, Any], resuming: bool, say: Callable[[str], None]) -> Any:
     from cookbook_cli.loggers import open_loggers
 
-    loggers = open_loggers(settings.log_to, settings.logger_options, directory.path, config, resuming, warn=say)
+    loggers = open_loggers(settings.options.log_to, settings.options.logger_options, directory.path, config, resuming, warn=say)
     directory.claim(*(p.parts[0] for p in loggers.written_paths()))
     return loggers
 
@@ -460,6 +454,8 @@ def resume_command(argv: Sequence[str], log_dir: Path) -> str:
     """The command line that resumes this run: the same words, with
     `--log-dir DIR --if-exists resume` in place of any given."""
     words = list(argv)
+    if words[1:3] == ["runs", "resume"]:  # already the resuming command
+        return shlex.join([Path(words[0]).name, *words[1:]])
     out: list[str] = []
     skip = False
     for w in words:

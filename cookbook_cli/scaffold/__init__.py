@@ -5,7 +5,8 @@
 
 One kind per hook a third party most often implements: `renderer`
 (`register_renderers`), `env` (`register_envs`), `dataset`
-(`register_dataset_builders`) and `loss` (`register_loss_functions`). Each
+(`register_dataset_builders`), `loss` (`register_loss_functions`) and
+`recipe` (`register_recipes`). Each
 package has a pyproject declaring the `cookbook` entry point, a module with the
 hook implementation, a README and tests that pass unmodified once the package
 is installed (`pip install -e DIR && pytest DIR`), using the helpers of
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from cookbook_cli.errors import CookbookError
 
-KINDS = ("renderer", "env", "dataset", "loss")
+KINDS = ("renderer", "env", "dataset", "loss", "recipe")
 
 #: What each kind registers, and the command that lists it.
 KIND_INFO = {
@@ -37,6 +38,7 @@ KIND_INFO = {
     "env": ("register_envs", "cookbook envs list"),
     "dataset": ("register_dataset_builders", "cookbook datasets list"),
     "loss": ("register_loss_functions", "cookbook losses list"),
+    "recipe": ("register_recipes", "cookbook train --help"),
 }
 
 # Per-kind values for the shared templates.
@@ -58,6 +60,11 @@ _KIND_VARS = {
     },
     "loss": {
         "description": "A custom loss function for cookbook",
+        "package_data": "[]",
+        "test_requires": '"pytest>=8", "{cookbook}[local]"',
+    },
+    "recipe": {
+        "description": "A training recipe for cookbook",
         "package_data": "[]",
         "test_requires": '"pytest>=8", "{cookbook}[local]"',
     },
@@ -101,6 +108,12 @@ _FILES = {
         ("loss/plugin.py.tmpl", "{module}/__init__.py"),
         ("loss/loss.py.tmpl", "{module}/loss.py"),
         ("loss/test_plugin.py.tmpl", "tests/test_{module}.py"),
+    ],
+    "recipe": [
+        ("recipe/README.md.tmpl", "README.md"),
+        ("recipe/plugin.py.tmpl", "{module}/__init__.py"),
+        ("recipe/recipe.py.tmpl", "{module}/recipe.py"),
+        ("recipe/test_plugin.py.tmpl", "tests/test_{module}.py"),
     ],
 }
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
+from cookbook_cli.run.options import RunOptions
 
 
 class ScriptedSamplingClient:
@@ -79,7 +80,7 @@ def _train_tiny(log_dir, lora_rank: int, steps: int = 2):  # type: ignore[no-unt
         learning_rate=5e-2,
         engine_options={"device": "cpu", "dtype": "float32"},
     )
-    train(cfg, progress=False, on_log=lambda m: None)
+    train(cfg, RunOptions(progress=False, on_log=lambda m: None))
     return log_dir
 
 

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cookbook_cli.cli.main import app
+from cookbook_cli.run.options import RunOptions
 
 pytest.importorskip("torch")
 
@@ -36,7 +37,7 @@ def test_the_arithmetic_benchmark_score_rises_after_rl(tmp_path):
         learning_rate=3e-2, lora_rank=0, group_size=16, groups_per_batch=4, max_tokens=1, max_steps=10,
         save_every=0, num_groups_to_log=0, engine_options={"device": "cpu"}, evaluators=["arithmetic max_tokens=1"], eval_every=0,
     )
-    result = train(cfg, progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(progress=False, on_log=lambda m: None))
     after = accuracy("--run", str(result.log_dir))  # no evaluator named: the run's own
     logged = [json.loads(line) for line in (result.log_dir / "metrics.jsonl").read_text().splitlines()]
     assert logged[-1]["final"] and logged[-1]["test/arithmetic/accuracy"] == after  # the recipe measured the same

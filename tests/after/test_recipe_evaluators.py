@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cookbook_cli.cli.main import app
 from cookbook_cli.data.builders import ConversationsBuilder
 from cookbook_cli.engines.standin import StandInService
+from cookbook_cli.run.options import RunOptions
 
 
 def rows(log_dir: Path) -> list[dict]:
@@ -24,7 +25,7 @@ def test_sl_logs_evaluators_at_eval_steps_and_at_the_end(tmp_path):
         dataset=ConversationsBuilder(test_size=2), log_dir=str(tmp_path / "sl"), batch_size=2, max_steps=4, eval_every=2, save_every=0,
         evaluators=["arithmetic max_examples=3 max_tokens=2", "nll max_examples=2"],
     )
-    result = train(cfg, service=StandInService(latency=0.0), progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(service=StandInService(latency=0.0), progress=False, on_log=lambda m: None))
     logged = rows(result.log_dir)
     with_eval = [r["step"] for r in logged if "test/arithmetic/accuracy" in r]
     assert with_eval == [0, 2, 4] and logged[-1]["final"] is True
@@ -43,7 +44,7 @@ def test_rl_logs_evaluators(tmp_path):
         env=ArithmeticBuilder(), log_dir=str(tmp_path / "rl"), max_steps=3, group_size=2, groups_per_batch=2, max_tokens=3,
         save_every=0, eval_every=2, num_groups_to_log=0, evaluators=["env env=arithmetic max_groups=2 num_samples=2 pass_k=1,2"],
     )
-    result = train(cfg, service=StandInService(latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(service=StandInService(latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None))
     logged = rows(result.log_dir)
     assert [r["step"] for r in logged if "test/env/reward" in r] == [0, 2, 3]
     assert logged[-1]["final"] is True and "test/env/pass@2" in logged[-1]

@@ -14,6 +14,7 @@ from cookbook_cli.engines.standin import StandInService
 from cookbook_cli.recipes.sl import SLConfig, train
 from cookbook_cli.run.listing import list_runs
 from cookbook_cli.run.lock import RunLock
+from cookbook_cli.run.options import RunOptions
 
 
 def _data(tmp_path: Path) -> Path:
@@ -26,7 +27,7 @@ def _data(tmp_path: Path) -> Path:
 def _sl_run(tmp_path: Path, log_dir: Path, **kw) -> Path:
     cfg = SLConfig(dataset=ConversationsBuilder(path=str(_data(tmp_path)), test_size=2), log_dir=str(log_dir),
                    batch_size=2, eval_every=0, save_every=2, **kw)
-    train(cfg, service=StandInService(latency=0.0), progress=False, on_log=lambda m: None)
+    train(cfg, RunOptions(service=StandInService(latency=0.0), progress=False, on_log=lambda m: None))
     return log_dir
 
 

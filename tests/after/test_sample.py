@@ -12,6 +12,7 @@ from cookbook_cli.cli.main import app
 from cookbook_cli.completers import SamplingSettings
 from cookbook_cli.sampling import sample_file
 from cookbook_cli.sources import resolve_source
+from cookbook_cli.run.options import RunOptions
 
 SETTINGS = SamplingSettings(max_tokens=4, temperature=1.0, seed=3)
 
@@ -44,7 +45,7 @@ def test_samples_are_a_conversation_file_train_sl_reads(lora_run, prompts, tmp_p
         assert r["sample"]["termination"] in ("stop", "eos", "length", "malformed")
         assert 1 <= r["sample"]["tokens"] <= 4 and r["sample"]["logprob"] < 0
     cfg = SLConfig(dataset=ConversationsBuilder(path=str(out), test_size=0), log_dir=str(tmp_path / "sl"), batch_size=4, save_every=0, eval_every=0)
-    trained = train(cfg, service=StandInService(latency=0.0), progress=False, on_log=lambda m: None)
+    trained = train(cfg, RunOptions(service=StandInService(latency=0.0), progress=False, on_log=lambda m: None))
     assert trained.total_steps == 2  # 8 conversations in batches of 4
 
 

@@ -3,7 +3,7 @@ scaffolded into a temporary directory, installed into a fresh virtual
 environment with the project, its own tests run with that venv's pytest, and
 its name listed by that venv's `cookbook <kind>s list --json`.
 
-The four packages are installed with one pip call and tested with one pytest
+The five packages are installed with one pip call and tested with one pytest
 run (torch is imported once); the results are then checked per package.
 """
 
@@ -24,6 +24,7 @@ KINDS = {
     "env": ("acme.reverse", ["envs", "list", "--json"], 4),
     "dataset": ("acme-capitals", ["datasets", "list", "--json"], 3),
     "loss": ("acme_lnpg", ["losses", "list", "--json"], 4),
+    "recipe": ("acme_lastturn", ["train", "--help"], 4),
 }
 
 
@@ -81,9 +82,13 @@ def test_scaffold_installs_passes_its_tests_and_is_listed(installed, kind):
     )
 
     listed = installed.venv.run(["cookbook", *list_args], cwd=installed.root, COOKBOOK_LOAD_PLUGINS=names.dist)
-    rows = {r["name"]: r for r in json.loads(listed.stdout)}
-    assert name in rows, f"{name!r} not in `cookbook {' '.join(list_args)}`: {sorted(rows)}"
-    assert rows[name]["plugin"] == names.dist
+    if list_args[-1] == "--json":
+        rows = {r["name"]: r for r in json.loads(listed.stdout)}
+        assert name in rows, f"{name!r} not in `cookbook {' '.join(list_args)}`: {sorted(rows)}"
+        assert rows[name]["plugin"] == names.dist
+    else:  # `cookbook train --help` lists each recipe with its plugin in brackets
+        text = " ".join(listed.stdout.split())
+        assert f"{name} " in text and f"[{names.dist}]" in text, listed.stdout
     assert not listed.stderr.strip(), listed.stderr  # no plugin load warnings
 
     # Not installed in the environment that runs these tests: only the venv has it.

@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cookbook_cli.cli.main import app
+from cookbook_cli.run.options import RunOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sl"))
 from sl_helpers import conv, run_cli, write_jsonl  # noqa: E402
@@ -98,7 +99,7 @@ def test_a_batch_with_nothing_to_train_is_a_warning_row(tmp_path):
     said: list[str] = []
     cfg = make_config(SLConfig, {"log_dir": str(tmp_path / "run")}, [f"dataset.path={data}", "dataset.test_size=0",
                                                                      "batch_size=1", "max_length=32", "max_steps=8"])
-    result = train(cfg, service=StandInService(latency=0.0), progress=False, on_log=said.append)
+    result = train(cfg, RunOptions(service=StandInService(latency=0.0), progress=False, on_log=said.append))
     empty = [r for r in result.metrics if r.get("no_update")]
     assert len(empty) == 7 and all(r["skipped"] == 1 for r in empty)
     assert result.last_loss is not None

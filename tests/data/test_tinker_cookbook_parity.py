@@ -30,6 +30,7 @@ SCRIPT = REPO / "scripts" / "tinker_cookbook_batches.py"
 
 sys.path.insert(0, str(HERE))
 import parity_conversations  # noqa: E402
+from cookbook_cli.run.options import RunOptions
 
 
 def load_fixture() -> dict[str, Any]:
@@ -179,7 +180,7 @@ def test_train_sends_those_batches_to_the_engine(tmp_path: Path, renderer: Any) 
         renderer=fixture["renderer"], log_dir=str(tmp_path / "run"), batch_size=case["batch_size"],
         epochs=2, seed=case["shuffle_seed"], eval_every=0, save_every=0, max_length=None,
     )
-    train(cfg, service=service, progress=False, on_log=lambda m: None)
+    train(cfg, RunOptions(service=service, progress=False, on_log=lambda m: None))
     n = case["batches_per_epoch"]
     assert len(service.trained) == 2 * n
     for e, epoch in enumerate(case["epochs"]):

@@ -63,6 +63,33 @@ def test_off_policy_dry_run_reads_a_dataset():
     assert cfg["mode"] == "off_policy" and cfg["topk"] == 5 and cfg["teachers"][0]["prompts"]["name"] == "conversations"
 
 
+@pytest.mark.parametrize(
+    ("args", "mode"),
+    [
+        ([], "off_policy"),  # a random student learns from the teacher's top-K, not from its own near-uniform samples
+        (["--mode", "on_policy"], "on_policy"),
+        (["--env", "arithmetic"], "on_policy"),  # an env's problems have no replies to train on
+        (["teachers.1.model=random:tiny:llama3"], "on_policy"),
+    ],
+)
+def test_the_default_mode_follows_the_student_and_the_data(args, mode):
+    result = invoke("train", "distill", "--teacher", "random:tiny:llama3", "--dry-run", *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["mode"] == mode
+
+
+def test_a_pretrained_student_defaults_to_on_policy(tmp_path, toy_model):
+    import shutil
+
+    from cookbook_cli.rl.toy_tokenizer import toy_tokenizer_path
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "vocab_size": 34}))
+    shutil.copy(toy_tokenizer_path(), tmp_path / "tokenizer.json")
+    result = invoke("train", "distill", "--teacher", toy_model, "--model", str(tmp_path), "--renderer", "role_colon", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["mode"] == "on_policy"
+
+
 def test_a_teacher_whose_vocabulary_differs_is_refused(tmp_path, toy_model, prompt_file):
     result = invoke(
         "train", "distill", "--teacher", "random:tiny:llama3", "--model", toy_model, "--renderer", "role_colon",

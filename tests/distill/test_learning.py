@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from distill_helpers import write_jsonl
+from cookbook_cli.run.options import RunOptions
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -40,7 +41,7 @@ def teacher(tmp_path_factory, toy_model) -> Path:
         model=toy_model, renderer="role_colon", dataset=sample_split(), log_dir=str(log_dir), batch_size=8, max_steps=STEPS_SFT,
         learning_rate=0.03, lr_schedule="constant", lora_rank=0, max_length=160, eval_every=0, save_every=0, engine_options=DEVICE,
     )
-    result = train(cfg, progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(progress=False, on_log=lambda m: None))
     print(f"teacher: train sl, {STEPS_SFT} steps in {time.monotonic() - t0:.0f}s, final test NLL {result.final_test_nll:.3f}")
     return log_dir
 
@@ -117,7 +118,7 @@ def test_teacher_kl_halves_and_the_students_nll_of_teacher_text_falls(tmp_path, 
         engine_options=DEVICE, **opts,
     )
     t0 = time.monotonic()
-    result = train(cfg, progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(progress=False, on_log=lambda m: None))
     seconds = time.monotonic() - t0
     kl = [r["teacher_kl"] for r in rows(result.log_dir)]
     final = result.final_checkpoint["sampler_path"]

@@ -11,6 +11,7 @@ import pytest
 
 from cookbook_cli.engines.standin import StandInService
 from cookbook_cli.recipes.distill import DistillConfig, TeacherSource, train
+from cookbook_cli.run.options import RunOptions
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_groups_are_never_staler_than_the_bound(tmp_path, toy_model, toy_tokeniz
         num_groups_to_log=1,
     )
     service = StandInService(toy_tokenizer, latency=0.01, sample_latency=0.02, latency_jitter=0.9, seed=k)
-    result = train(cfg, service=service, progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(service=service, progress=False, on_log=lambda m: None))
     metrics = rows(result.log_dir)
     assert [r["step"] for r in metrics] == list(range(6))
     assert max(r["staleness/max"] for r in metrics) <= k
@@ -71,7 +72,7 @@ def test_teachers_share_each_batch_by_weight(tmp_path, toy_model, toy_tokenizer,
         teachers=[a, b], model=toy_model, renderer="role_colon", log_dir=str(tmp_path / "run"), max_steps=2, group_size=2,
         groups_per_batch=4, max_tokens=3, save_every=0, num_groups_to_log=0,
     )
-    result = train(cfg, service=StandInService(toy_tokenizer, latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(service=StandInService(toy_tokenizer, latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None))
     assert seen == [Counter({"tokenizer-json": 3, "tokenizer-json-1": 1})] * 2
     for r in rows(result.log_dir):
         assert {"teacher_kl/tokenizer-json", "teacher_kl/tokenizer-json-1", "env/tokenizer-json-1/ac_tokens_per_episode"} <= set(r)
@@ -105,7 +106,7 @@ def test_the_teachers_grades_become_the_advantages(tmp_path, toy_model, toy_toke
         teachers=[prompt_source(toy_model, prompt_file)], model=toy_model, renderer="role_colon", log_dir=str(tmp_path / "run"),
         max_steps=1, group_size=2, groups_per_batch=2, max_tokens=3, save_every=0, num_groups_to_log=0, kl_coef=0.5,
     )
-    result = train(cfg, service=StandInService(toy_tokenizer, latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(service=StandInService(toy_tokenizer, latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None))
     student = -math.log(toy_tokenizer.vocab_size)  # the stand-in sampler's logprob of every token
     assert len(trained) == 4
     for d in trained:
@@ -137,7 +138,7 @@ def test_a_teacher_with_another_tokenizer_grades_rerendered_completions(tmp_path
         teachers=[teacher], model=toy_model, renderer="role_colon", log_dir=str(tmp_path / "run"), max_steps=2, group_size=2,
         groups_per_batch=4, max_tokens=6, save_every=0, num_groups_to_log=1,
     )
-    result = train(cfg, service=StandInService(toy_tokenizer, latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(service=StandInService(toy_tokenizer, latency=0.0, sample_latency=0.0), progress=False, on_log=lambda m: None))
     for r in rows(result.log_dir):
         assert "teacher/unaligned" not in r and r["datums"] == 8 and r["tokens/action"] == 48 and math.isfinite(r["teacher_kl"])
     # The stand-in teacher gives each of its own (llama3) tokens -log 34 (its vocabulary is the toy's); re-aligned

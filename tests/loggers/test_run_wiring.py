@@ -17,6 +17,7 @@ from cookbook_cli.cli.main import app
 from cookbook_cli.config import make_config
 from cookbook_cli.engines.standin import StandInService
 from cookbook_cli.recipes.sl import SLConfig, train
+from cookbook_cli.run.options import RunOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sl"))
 from sl_helpers import conv, write_jsonl  # noqa: E402
@@ -27,8 +28,7 @@ needs("tensorboard", extra="tensorboard")
 def sl(data: Path, log_dir: Path, service: StandInService, max_steps: int, if_exists: str = "fail"):
     cfg = make_config(SLConfig, {"log_dir": str(log_dir)}, [f"dataset.path={data}", "dataset.test_size=0", "batch_size=2",
                                                            f"max_steps={max_steps}", "save_every=2"])
-    return train(cfg, if_exists=if_exists, service=service, progress=False, on_log=lambda m: None,
-                 log_to=["tensorboard"], logger_options={"tensorboard": {}})
+    return train(cfg, RunOptions(if_exists=if_exists, service=service, progress=False, on_log=lambda m: None, log_to=["tensorboard"], logger_options={"tensorboard": {}}))
 
 
 def test_a_run_logs_to_tensorboard_once_per_step_across_a_resume(tmp_path):

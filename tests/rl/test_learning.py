@@ -13,6 +13,7 @@ import pytest
 
 from cookbook_cli.recipes.rl import RLConfig, train
 from cookbook_cli.rl.first_token import FirstTokenBuilder
+from cookbook_cli.run.options import RunOptions
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -36,7 +37,7 @@ def test_mean_reward_rises_to_at_least_0_8(tmp_path, k, steps):
         num_groups_to_log=1,
         engine_options={"device": "cpu"},
     )
-    result = train(cfg, progress=False, on_log=lambda m: None)
+    result = train(cfg, RunOptions(progress=False, on_log=lambda m: None))
     curve, rows = rewards(result.log_dir)
     print(f"max_steps_off_policy={k}: mean reward per step", [round(r, 2) for r in curve])
     assert len(curve) == steps
@@ -55,6 +56,6 @@ def test_seeded_runs_sample_the_same_tokens(tmp_path):
             env=FirstTokenBuilder(target="A"), log_dir=str(tmp_path / d), max_steps=3, group_size=8,
             groups_per_batch=4, save_every=0, num_groups_to_log=0, engine_options={"device": "cpu"},
         )
-        return rewards(train(cfg, progress=False, on_log=lambda m: None).log_dir)[0]
+        return rewards(train(cfg, RunOptions(progress=False, on_log=lambda m: None)).log_dir)[0]
 
     assert run("a") == run("b")

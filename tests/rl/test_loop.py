@@ -21,6 +21,7 @@ from cookbook_cli.rl.problem_env import SeededProblemDataset
 from cookbook_cli.rl.rollouts import NonFiniteRewardError
 from cookbook_cli.engines.standin import StandInService
 from cookbook_cli.rl.types import Env, EnvContext, EnvGroupBuilder, RLDataset, RLDatasetBuilder, StepResult
+from cookbook_cli.run.options import RunOptions
 
 
 # -- the pipeline alone, with a scripted trainer -------------------------------------------------
@@ -152,7 +153,7 @@ def rows(path):
 @pytest.mark.parametrize("k", [0, 1, 3])
 def test_trained_groups_never_exceed_the_staleness_bound(tmp_path, toy_tokenizer, k):
     svc = standin(toy_tokenizer, latency_jitter=0.9, seed=k)
-    result = train(config(tmp_path, max_steps=12, max_steps_off_policy=k), service=svc, progress=False, on_log=lambda m: None)
+    result = train(config(tmp_path, max_steps=12, max_steps_off_policy=k), RunOptions(service=svc, progress=False, on_log=lambda m: None))
     metrics = rows(result.log_dir)
     assert [r["step"] for r in metrics] == list(range(12))
     assert all(r["staleness/max"] <= k for r in metrics)
@@ -205,10 +206,7 @@ class FlakyPlugin:
 
 def test_an_env_that_raises_is_counted_and_training_goes_on(tmp_path, toy_tokenizer, cookbook_plugin, caplog):
     cookbook_plugin(FlakyPlugin(), name="flaky-plugin")
-    result = train(
-        config(tmp_path, env=FlakyBuilder(), max_steps=4, group_size=3, model="random:tiny:" + toy_tokenizer.source, renderer="role_colon"),
-        service=standin(toy_tokenizer), progress=False, on_log=lambda m: None,
-    )
+    result = train(config(tmp_path, env=FlakyBuilder(), max_steps=4, group_size=3, model="random:tiny:" + toy_tokenizer.source, renderer="role_colon"), RunOptions(service=standin(toy_tokenizer), progress=False, on_log=lambda m: None))
     metrics = rows(result.log_dir)
     assert len(metrics) == 4
     assert sum(r["env_errors/total"] for r in metrics) > 0
@@ -220,32 +218,27 @@ def test_a_nan_reward_stops_the_run_with_a_clear_error(tmp_path, toy_tokenizer, 
     cookbook_plugin(FlakyPlugin(), name="flaky-plugin")
     cfg = config(tmp_path, env=FlakyBuilder(reward=math.nan), max_steps=4, model="random:tiny:" + toy_tokenizer.source, renderer="role_colon")
     with pytest.raises(NonFiniteRewardError, match=r"env 'flaky' returned a non-finite reward \(nan\)") as info:
-        train(cfg, service=standin(toy_tokenizer), progress=False, on_log=lambda m: None)
+        train(cfg, RunOptions(service=standin(toy_tokenizer), progress=False, on_log=lambda m: None))
     assert isinstance(info.value, CookbookError) and "\n" not in str(info.value)
 
 
 def test_resume_continues_from_the_last_checkpoint_with_each_step_logged_once(tmp_path, toy_tokenizer):
     svc = standin(toy_tokenizer)
-    first = train(config(tmp_path, max_steps=4, save_every=2), service=svc, progress=False, on_log=lambda m: None)
+    first = train(config(tmp_path, max_steps=4, save_every=2), RunOptions(service=svc, progress=False, on_log=lambda m: None))
     records = [json.loads(line) for line in (first.log_dir / "checkpoints.jsonl").read_text().splitlines()]
     assert [(c["step"], c["final"]) for c in records] == [(2, False), (4, True)]
-    second = train(
-        config(tmp_path, max_steps=7, save_every=2), if_exists="resume", service=svc, progress=False, on_log=lambda m: None
-    )
+    second = train(config(tmp_path, max_steps=7, save_every=2), RunOptions(if_exists="resume", service=svc, progress=False, on_log=lambda m: None))
     assert second.start_step == 4 and second.steps_done == 7
     metrics = rows(second.log_dir)
     assert [r["step"] for r in metrics] == list(range(7))
     # the trainer came back with the weights of step 4: its first sampler is version 4
     assert metrics[4]["sampler/version_min"] == 4
     with pytest.raises(CookbookError, match="other settings .*group_size"):
-        train(config(tmp_path, max_steps=8, group_size=5), if_exists="resume", service=svc, progress=False, on_log=lambda m: None)
+        train(config(tmp_path, max_steps=8, group_size=5), RunOptions(if_exists="resume", service=svc, progress=False, on_log=lambda m: None))
 
 
 def test_kl_penalty_and_constant_group_removal_in_the_loop(tmp_path, toy_tokenizer):
-    result = train(
-        config(tmp_path, max_steps=3, kl_penalty_coef=0.5, remove_constant_reward_groups=True),
-        service=standin(toy_tokenizer), progress=False, on_log=lambda m: None,
-    )
+    result = train(config(tmp_path, max_steps=3, kl_penalty_coef=0.5, remove_constant_reward_groups=True), RunOptions(service=standin(toy_tokenizer), progress=False, on_log=lambda m: None))
     for r in rows(result.log_dir):
         # the stand-in's reference scores every token as the sampler did: no drift
         assert r["kl_policy_ref"] == pytest.approx(0.0, abs=1e-6)
@@ -272,9 +265,7 @@ def test_a_registered_custom_loss_trains_through_forward_backward_custom(tmp_pat
     pytest.importorskip("torch")
     cookbook_plugin(CustomLossPlugin(), name="reinforce-plugin")
     CustomLossPlugin.calls.clear()
-    result = train(
-        config(tmp_path, max_steps=2, loss_fn="reinforce", group_size=4), progress=False, on_log=lambda m: None
-    )
+    result = train(config(tmp_path, max_steps=2, loss_fn="reinforce", group_size=4), RunOptions(progress=False, on_log=lambda m: None))
     assert len(CustomLossPlugin.calls) == 2
     keys, shapes = CustomLossPlugin.calls[0]
     assert keys == ["advantages", "logprobs", "target_tokens"]  # the mask stays on the recipe's side
@@ -306,4 +297,4 @@ def test_an_env_that_always_raises_stops_the_run_with_one_line(tmp_path, toy_tok
     cookbook_plugin(AlwaysFailsPlugin(), name="fails-plugin")
     cfg = config(tmp_path, env=AlwaysFailsBuilder(), model="random:tiny:" + toy_tokenizer.source, renderer="role_colon")
     with pytest.raises(CookbookError, match=r"env 'always_fails' raised in every one of the last 12 groups \(24 ConnectionRefusedError\)"):
-        train(cfg, service=standin(toy_tokenizer), progress=False, on_log=lambda m: None)
+        train(cfg, RunOptions(service=standin(toy_tokenizer), progress=False, on_log=lambda m: None))

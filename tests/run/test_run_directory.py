@@ -23,6 +23,7 @@ from cookbook_cli.engines.standin import StandInService
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.recipes.sl import SLConfig, train
 from cookbook_cli.run.lock import is_locked
+from cookbook_cli.run.options import RunOptions
 
 runner = CliRunner()
 
@@ -35,8 +36,8 @@ def data(tmp_path: Path) -> Path:
 def config(data: Path, log_dir: Path, **kw) -> SLConfig:
     from cookbook_cli.config import make_config
 
-    words = [f"dataset.path={data}", "dataset.test_size=0", "batch_size=2", "max_steps=4", "save_every=2", *(f"{k}={v}" for k, v in kw.items())]
-    return make_config(SLConfig, {"log_dir": str(log_dir)}, words)
+    fields = {"dataset.path": data, "dataset.test_size": 0, "batch_size": 2, "max_steps": 4, "save_every": 2, **kw}  # a word once: twice is refused
+    return make_config(SLConfig, {"log_dir": str(log_dir)}, [f"{k}={v}" for k, v in fields.items()])
 
 
 def quiet(_: str) -> None:
@@ -45,7 +46,7 @@ def quiet(_: str) -> None:
 
 def run_once(data: Path, log_dir: Path, if_exists: str = "fail", service: StandInService | None = None, **kw):
     service = service or StandInService(latency=0.0)
-    return train(config(data, log_dir, **kw), if_exists=if_exists, service=service, progress=False, on_log=quiet)
+    return train(config(data, log_dir, **kw), RunOptions(if_exists=if_exists, service=service, progress=False, on_log=quiet))
 
 
 def one_line_error(args: list[str]) -> str:
@@ -109,8 +110,9 @@ def test_a_second_run_on_a_locked_directory_fails_at_once_naming_the_holder(tmp_
         "from cookbook_cli.engines.standin import StandInService\n"
         "from cookbook_cli.config import make_config\n"
         "from cookbook_cli.recipes.sl import SLConfig, train\n"
+        "from cookbook_cli.run.options import RunOptions\n"
         f"cfg = make_config(SLConfig, {{'log_dir': {str(log_dir)!r}}}, ['dataset.path={data}', 'dataset.test_size=0', 'batch_size=2', 'max_steps=4', 'save_every=2'])\n"
-        "train(cfg, service=StandInService(latency=1.0, mode='serial'), progress=False)\n"
+        "train(cfg, RunOptions(service=StandInService(latency=1.0, mode='serial'), progress=False))\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -234,11 +236,11 @@ def test_a_run_that_records_nothing_is_removed_again(tmp_path, data):
             raise CookbookError("the model failed to load")
 
     with pytest.raises(CookbookError, match="failed to load"):
-        train(config(data, log_dir), service=Broken(latency=0.0), progress=False, on_log=quiet)
+        train(config(data, log_dir), RunOptions(service=Broken(latency=0.0), progress=False, on_log=quiet))
     assert not log_dir.exists()
     keep = tmp_path / "kept"
     keep.mkdir()
     (keep / "mine.txt").write_text("x")
     with pytest.raises(CookbookError, match="failed to load"):
-        train(config(data, keep), service=Broken(latency=0.0), progress=False, on_log=quiet)
+        train(config(data, keep), RunOptions(service=Broken(latency=0.0), progress=False, on_log=quiet))
     assert sorted(p.name for p in keep.iterdir()) == ["mine.txt"]

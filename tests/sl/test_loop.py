@@ -15,6 +15,7 @@ from cookbook_cli.errors import CookbookError
 from cookbook_cli.optim import learning_rate_at
 from cookbook_cli.recipes.sl import SLConfig, train
 from cookbook_cli.engines.standin import StandInService
+from cookbook_cli.run.options import RunOptions
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ class Failing(StandInService):
 
 def run(cfg: SLConfig, service: StandInService | None = None, **kw):
     service = service or StandInService(latency=0.0)
-    return train(cfg, service=service, progress=False, on_log=lambda m: None, **kw), service
+    return train(cfg, RunOptions(service=service, progress=False, on_log=lambda m: None, **kw)), service
 
 
 def metrics(log_dir: Path) -> list[dict]:

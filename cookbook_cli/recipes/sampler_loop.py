@@ -1,6 +1,6 @@
-"""The sampler-driven training loop every on-policy recipe shares (`train rl`,
-on-policy `train distill`): the recipe says what one step does with its groups;
-this module runs the steps.
+"""The sampler loop every on-policy recipe shares (`train rl`, on-policy
+`train distill`), and the config fields of such a recipe (`SamplerConfig`):
+the recipe says what one step does with its groups; this module runs the steps.
 
 Each step: collect the step's groups from the `OffPolicyPipeline` (at most K
 steps stale), hand them to the recipe's `train_step`, give the sampler the new
@@ -18,14 +18,75 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import chz
+
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.run.checkpoints import Position
+from cookbook_cli.optim import LR_SCHEDULES
+from cookbook_cli.run.config import RunConfig, at_least
 
 if TYPE_CHECKING:
     from cookbook_cli.engines.protocol import TrainingClient
     from cookbook_cli.rl.sampler import StepBatch
     from cookbook_cli.rl.types import RLDataset
     from cookbook_cli.run.lifecycle import Run
+
+@chz.chz
+class SamplerConfig(RunConfig):
+    """The fields of a recipe that trains on groups its own policy samples (rl, on-policy distill)."""
+
+    lr_schedule: str = chz.field(default="constant", doc="the decay after warmup", metadata={"choices": LR_SCHEDULES})
+    group_size: int = chz.field(default=4, doc="completions sampled per prompt (rewards are centred within a group)")
+    groups_per_batch: int = chz.field(default=8, doc="groups (prompts) per training step")
+    max_steps_off_policy: int = chz.field(default=0, doc="0: synchronous on-policy; K > 0: asynchronous, groups at most K steps stale")
+    loss_fn: str = chz.field(default="importance_sampling", doc="importance_sampling, ppo, cispo, dro or a registered loss (cookbook losses list)")
+    loss_fn_config: dict[str, float] | None = chz.field(default=None, doc="the loss's config, e.g. loss_fn_config.clip_low_threshold=0.9")
+    max_tokens: int | None = chz.field(default=None, doc="sampled tokens per completion; default: the env's")
+    temperature: float = chz.field(default=1.0, doc="sampling temperature")
+    num_groups_to_log: int = chz.field(default=2, doc="groups per step in the HTML transcripts (0: none)")
+
+    RESUME_MAY_CHANGE = (*RunConfig.RESUME_MAY_CHANGE, "num_groups_to_log")
+
+    @chz.validate
+    def _check_sampler_fields(self) -> None:
+        check_sampler_fields(self)
+
+    def resolve_more(self, resolved: RunConfig) -> dict[str, Any]:
+        from cookbook_cli.engines.losses import check_loss
+
+        check_loss(self.loss_fn, self.loss_fn_config)  # unknown names and keys fail here, before anything loads
+        return {}
+
+
+def check_sampler_fields(config: SamplerConfig) -> None:
+    at_least(config, 1, "group_size", "groups_per_batch", "max_tokens")
+    at_least(config, 0, "max_steps_off_policy", "num_groups_to_log")
+    if config.temperature < 0:
+        raise CookbookError(f"temperature must be >= 0, got {config.temperature}")
+
+
+def check_finite(step: int, metrics: dict[str, Any]) -> None:
+    """A step whose optimizer metrics are not finite stops the run in one line."""
+    import math
+
+    for k, v in metrics.items():
+        if k.startswith("optim/") and isinstance(v, float) and not math.isfinite(v):
+            raise CookbookError(f"step {step}: training produced a non-finite {k} ({v}); lower the learning rate")
+
+
+def evaluation(config: RunConfig, evaluators: list[Any], renderer: Any, tc: TrainingClient) -> Callable[[int, bool], Awaitable[dict[str, Any]]]:
+    """The loop's `evaluate(step, final)`: the config's evaluators every
+    `eval_every` steps and at the end, on the current weights."""
+
+    async def evaluate(step: int, final: bool) -> dict[str, Any]:
+        from cookbook_cli.evaluation.runner import evaluate_with_client
+
+        if not evaluators or not (final or (config.eval_every and step % config.eval_every == 0)):
+            return {}
+        return await evaluate_with_client(evaluators, renderer, await tc.save_weights_and_get_sampling_client_async(), config.seed)
+
+    return evaluate
+
 
 TrainStep = Callable[["StepBatch"], Awaitable[tuple[dict[str, Any], float]]]
 """`train_step(batch) -> (metrics, seconds spent training)`; metrics holding

@@ -1,0 +1,18 @@
+"""The built-in recipes, registered through `register_recipes` like any plugin's."""
+
+from __future__ import annotations
+
+from cookbook_cli.plugins.spec import Register, hookimpl
+
+
+@hookimpl(specname="register_recipes")
+def register_builtin_recipes(register: Register) -> None:
+    from cookbook_cli.recipes import distill, dpo, rl, sl
+
+    register("sl", sl.RECIPE, "Supervised fine-tuning on conversations.")
+    register("rl", rl.RECIPE, "Reinforcement learning on an environment, synchronous or asynchronous (off-policy).")
+    register("dpo", dpo.RECIPE, "Preference learning (DPO) on comparisons of two completions of a prompt.")
+    register(
+        "distill", distill.RECIPE,
+        "Distil a teacher into a student: on-policy (reverse KL on the student's samples) or off-policy (top-K soft targets).",
+    )
