@@ -43,23 +43,22 @@ def create_app(model: ServedModel, api_key: str | None = None) -> Starlette:
         check_key(request)
         return parse_json(await request.body())
 
-    async def chat(request: Request) -> Response:
-        req = parse_chat(await body_of(request))
-        gen = await model.chat(req)
-        ident, logprobs = model.new_id("chatcmpl"), req.sampling.top_logprobs is not None
-        if req.sampling.stream:
-            chunks = fmt.chat_chunks(gen, ident, model.name, model.tokenizer, logprobs, req.sampling.include_usage)
-            return StreamingResponse(chunks, media_type="text/event-stream")
-        return JSONResponse(fmt.chat_completion(gen, ident, model.name, model.tokenizer, logprobs))
+    def endpoint(parse: Any, generate: Any, prefix: str, whole: Any, chunks: Any) -> Any:
+        """A generation route: parse the body, sample, answer whole or as events."""
 
-    async def completions(request: Request) -> Response:
-        req = parse_completion(await body_of(request))
-        gen = await model.complete(req)
-        ident, logprobs = model.new_id("cmpl"), req.sampling.top_logprobs is not None
-        if req.sampling.stream:
-            chunks = fmt.completion_chunks(gen, ident, model.name, model.tokenizer, logprobs, req.sampling.include_usage)
-            return StreamingResponse(chunks, media_type="text/event-stream")
-        return JSONResponse(fmt.text_completion(gen, ident, model.name, model.tokenizer, logprobs))
+        async def handle(request: Request) -> Response:
+            req = parse(await body_of(request))
+            gen = await generate(req)
+            ident, logprobs = model.new_id(prefix), req.sampling.top_logprobs is not None
+            if req.sampling.stream:
+                events = chunks(gen, ident, model.name, model.tokenizer, logprobs, req.sampling.include_usage)
+                return StreamingResponse(events, media_type="text/event-stream")
+            return JSONResponse(whole(gen, ident, model.name, model.tokenizer, logprobs))
+
+        return handle
+
+    chat = endpoint(parse_chat, model.chat, "chatcmpl", fmt.chat_completion, fmt.chat_chunks)
+    completions = endpoint(parse_completion, model.complete, "cmpl", fmt.text_completion, fmt.completion_chunks)
 
     def model_card() -> dict[str, Any]:
         return {"id": model.name, "object": "model", "created": model.created, "owned_by": model.owned_by}

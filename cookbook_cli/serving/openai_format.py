@@ -59,32 +59,22 @@ def _message(reply: Reply) -> dict[str, Any]:
     return message
 
 
+def _completion(kind: str, gen: Generation, ident: str, model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": ident, "object": kind, "created": int(time.time()), "model": model, "choices": choices, "usage": gen.usage()}
+
+
 def chat_completion(gen: Generation, ident: str, model: str, tokenizer: Tokenizer, logprobs: bool) -> dict[str, Any]:
-    return {
-        "id": ident,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {"index": i, "message": _message(r), "logprobs": chat_logprobs(r, tokenizer) if logprobs else None, "finish_reason": r.finish_reason}
-            for i, r in enumerate(gen.replies)
-        ],
-        "usage": gen.usage(),
-    }
+    return _completion("chat.completion", gen, ident, model, [
+        {"index": i, "message": _message(r), "logprobs": chat_logprobs(r, tokenizer) if logprobs else None, "finish_reason": r.finish_reason}
+        for i, r in enumerate(gen.replies)
+    ])
 
 
 def text_completion(gen: Generation, ident: str, model: str, tokenizer: Tokenizer, logprobs: bool) -> dict[str, Any]:
-    return {
-        "id": ident,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {"index": i, "text": r.text, "logprobs": completion_logprobs(r, tokenizer) if logprobs else None, "finish_reason": r.finish_reason}
-            for i, r in enumerate(gen.replies)
-        ],
-        "usage": gen.usage(),
-    }
+    return _completion("text_completion", gen, ident, model, [
+        {"index": i, "text": r.text, "logprobs": completion_logprobs(r, tokenizer) if logprobs else None, "finish_reason": r.finish_reason}
+        for i, r in enumerate(gen.replies)
+    ])
 
 
 def sse(obj: dict[str, Any] | str) -> str:
