@@ -270,7 +270,7 @@ def export_checkpoint(
     folder to `out` (see the module docstring). `model`, when given, must be
     the base model the checkpoint was trained from."""
     from cookbook_cli.models import model_spec
-    from cookbook_cli.run.directory import is_run
+    from cookbook_cli.run.reader import RunReader
     from cookbook_cli.sources import renderer_for, resolve_source
 
     out_path = Path(out).expanduser()
@@ -279,7 +279,7 @@ def export_checkpoint(
     if not out_path.parent.is_dir():
         raise CookbookError(f"cannot write {str(out_path)!r}: folder {str(out_path.parent)!r} does not exist")
     target_path = Path(target).expanduser()
-    if target_path.is_dir() and is_run(target_path):
+    if RunReader.at(target_path) is not None:
         source = resolve_source(run=target_path, checkpoint=checkpoint, renderer=renderer, model=model)
     elif checkpoint is not None:
         raise CookbookError(f"{str(target)!r} is not a run directory; --checkpoint picks a checkpoint of a run")

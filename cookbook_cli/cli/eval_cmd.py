@@ -118,11 +118,11 @@ def _fmt(v: Any) -> str:
 def _run_of(checkpoint: str | None) -> str | None:
     from pathlib import Path
 
-    from cookbook_cli.sources import find_run_of
+    from cookbook_cli.run.reader import run_containing
 
     if checkpoint is None or not Path(checkpoint).exists():
         return None
-    found = find_run_of(Path(checkpoint).resolve())
+    found = run_containing(Path(checkpoint).resolve())
     return str(found) if found else None
 
 

@@ -267,12 +267,12 @@ def evaluate_checkpoints(
     on_checkpoint: Callable[[CheckpointRow], None] | None = None,
 ) -> list[CheckpointRow]:
     """Every recorded checkpoint of a run, each into `<run>/eval/<checkpoint>/`."""
-    from cookbook_cli.run.directory import RunDir
+    from cookbook_cli.run.reader import RunReader
     from cookbook_cli.sources import resolve_source
 
     run_path = Path(run_dir).expanduser()
     first = resolve_source(run=run_path, renderer=renderer)  # checks the run
-    records = RunDir(run_path).checkpoints()
+    records = RunReader(run_path).records()
     rows = []
     for record in records:
         source = resolve_source(run=run_path, checkpoint=str(record["name"]), renderer=renderer or first.renderer)

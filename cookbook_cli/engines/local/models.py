@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cookbook_cli.engines.local.attention import use_packed_attention
 from cookbook_cli.engines.local.shapes import is_random_model, parse_random_model
 from cookbook_cli.errors import CookbookError, first_line
 
@@ -141,4 +142,6 @@ def load_base_model(
                 "(cookbook models list), a Hugging Face repo id (owner/name), or random:<shape>:<tokenizer> such as random:tiny:llama3"
             )
     model.eval()  # no dropout anywhere: forward and forward_backward see the same function
+    if attention is None:
+        use_packed_attention(model)
     return LoadedModel(model, tokenizer, base_model, _eos_ids(model, tokenizer))

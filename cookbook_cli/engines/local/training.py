@@ -101,9 +101,10 @@ class LocalTrainingClient:
     def _new_optimizer(self) -> torch.optim.Optimizer:
         import torch
 
-        fused = True if self._service.precision.device.type == "cuda" else None
+        # fused: one pass per tensor instead of foreach's several (on the CPU a
+        # quarter of the time: a fifth of a full fine-tuning step of SmolLM2).
         # Hyperparameters are set from AdamParams at every optim_step.
-        return torch.optim.AdamW(list(self._named.values()), lr=0.0, betas=(0.9, 0.95), eps=1e-12, weight_decay=0.0, fused=fused)
+        return torch.optim.AdamW(list(self._named.values()), lr=0.0, betas=(0.9, 0.95), eps=1e-12, weight_decay=0.0, fused=True)
 
     # -- introspection -----------------------------------------------------------
     @property
