@@ -76,6 +76,7 @@ def _add_groups() -> None:
     app.command("sample")(__import__("cookbook_cli.cli.sample_cmd", fromlist=["sample"]).sample)
     app.command("export")(__import__("cookbook_cli.cli.export_cmd", fromlist=["export"]).export)
     app.command("chat")(__import__("cookbook_cli.cli.chat_cmd", fromlist=["chat"]).chat)
+    app.command("serve")(__import__("cookbook_cli.cli.serve_cmd", fromlist=["serve"]).serve)
     app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         __import__("cookbook_cli.cli.eval_cmd", fromlist=["eval_command"]).eval_command
     )

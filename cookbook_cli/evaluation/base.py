@@ -91,6 +91,11 @@ class Evaluator:
                     counts[k] = counts.get(k, 0) + 1
         return {k: sums[k] / counts[k] for k in sums}
 
+    def works_on_messages(self) -> bool:
+        """Whether `evaluate` uses only `ctx.message_completer` (no tokens,
+        tokenizer or sampling client), so it can run against an OpenAI endpoint."""
+        return False
+
     def main_metric(self) -> str:
         """The metric a table or a plot across checkpoints shows first."""
         return "accuracy"
