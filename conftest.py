@@ -8,6 +8,8 @@ import os
 os.environ["COOKBOOK_LOAD_PLUGINS"] = ""
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A bug keeps its traceback in tests (the CLI otherwise prints one line for it).
+os.environ.setdefault("COOKBOOK_DEBUG", "1")
 
 from pathlib import Path  # noqa: E402
 

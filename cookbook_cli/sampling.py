@@ -66,14 +66,16 @@ def read_prompts(path: str | Path, replace_final: bool = False) -> list[Prompt]:
     """The prompt conversations of a JSONL file. A conversation that ends with an
     assistant message is refused (it would be answered by a second assistant
     message) unless `replace_final`, which drops that message and samples a new one."""
-    from cookbook_cli.conversations import Conversation, iter_numbered_jsonl, parse_conversation
+    from cookbook_cli.conversations import Conversation, parse_conversation, refuse_system_last
+    from cookbook_cli.user_files import iter_jsonl, prompts_path
 
-    p = Path(path).expanduser()
+    p = prompts_path(path)
     if not p.is_file():
         raise CookbookError(f"prompt file {str(p)!r} does not exist" if not p.exists() else f"{str(p)!r} is not a file")
     prompts: list[Prompt] = []
-    for lineno, where, obj in iter_numbered_jsonl(p, "prompt file"):
+    for lineno, where, obj in iter_jsonl(p, "prompt file"):
         conv = parse_conversation(obj, where)
+        refuse_system_last(conv, where)
         if conv.messages[-1]["role"] == "assistant":
             if not replace_final:
                 raise CookbookError(

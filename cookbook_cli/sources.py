@@ -13,7 +13,8 @@ The engine, its options, the base model and the renderer come from the run's
 config.json (a given `--renderer` wins). A checkpoint with sampler weights is
 sampled from them; one with training state only is loaded into a training
 client whose current weights are then sampled, so every recorded checkpoint
-works, on every engine. Nothing here names an engine.
+works, on every engine. Nothing here names an engine. Runs are read through
+`run.reader.RunReader`, as resume, DPO references and teachers read them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cookbook_cli.errors import CookbookError, UnknownNameError
+from cookbook_cli.errors import CookbookError
 
 if TYPE_CHECKING:
     from cookbook_cli.engines.protocol import SamplingClient, ServiceClient
@@ -71,77 +72,20 @@ class ModelSource:
         return out
 
     def state_path(self) -> str | None:
-        return self.run_dir_absolute(self.record.get("state_path")) if self.record else None
+        return self._recorded("state_path")
 
     def sampler_path(self) -> str | None:
-        return self.run_dir_absolute(self.record.get("sampler_path")) if self.record else None
+        return self._recorded("sampler_path")
 
-    def run_dir_absolute(self, path: Any) -> str | None:
-        from cookbook_cli.run.directory import RunDir
+    def _recorded(self, key: str) -> str | None:
+        from cookbook_cli.run.reader import RunReader
 
-        if not isinstance(path, str) or not path or self.run_dir is None:
+        if self.record is None or self.run_dir is None:
             return None
-        return RunDir(self.run_dir).absolute(path)
+        return RunReader(self.run_dir).path_of(self.record, key)
 
 
 # -- resolving -------------------------------------------------------------------------------
-
-
-def find_run_of(path: Path) -> Path | None:
-    """The run directory holding `path` (itself or a parent folder), if any."""
-    from cookbook_cli.run.directory import is_run
-
-    for folder in [path, *path.parents]:
-        if folder.is_dir() and is_run(folder):
-            return folder
-    return None
-
-
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    from cookbook_cli.run.files import CONFIG, read_json
-
-    if not (run_dir / CONFIG).is_file():
-        raise CookbookError(f"run {str(run_dir)!r} has no {CONFIG}; it cannot say which model it trained")
-    config = read_json(run_dir / CONFIG)
-    if not isinstance(config, dict) or not isinstance(config.get("model"), str) or not isinstance(config.get("engine"), str):
-        raise CookbookError(f"{run_dir / CONFIG} names no model and engine; is this a cookbook run?")
-    return config
-
-
-def _same_path(a: str, b: Path) -> bool:
-    try:
-        return Path(a).resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def pick_record(run_dir: Path, records: list[dict[str, Any]], checkpoint: str | None) -> dict[str, Any]:
-    """The checkpoint record that `checkpoint` names (newest when None)."""
-    from cookbook_cli.run.directory import RunDir
-
-    if not records:
-        raise CookbookError(f"run {str(run_dir)!r} recorded no checkpoint yet; wait for its first save, or use --model for the base model")
-    if checkpoint is None:
-        return records[-1]
-    named = [r for r in records if r.get("name") == checkpoint]
-    if named:
-        return named[-1]
-    if checkpoint.isdigit():
-        at_step = [r for r in records if r.get("step") == int(checkpoint)]
-        if at_step:
-            return at_step[-1]
-    directory = RunDir(run_dir)
-    for r in reversed(records):
-        for key in ("sampler_path", "state_path"):
-            p = r.get(key)
-            if not isinstance(p, str):
-                continue
-            if p == checkpoint or ("://" not in checkpoint and "://" not in p and _same_path(directory.absolute(p), Path(checkpoint).expanduser())):
-                return r
-    raise UnknownNameError(
-        "checkpoint", checkpoint, [str(r.get("name")) for r in records],
-        f"Give a name, a step or a checkpoint path recorded in {run_dir}/checkpoints.jsonl (cookbook runs show {run_dir}).",
-    )
 
 
 def resolve_source(
@@ -155,35 +99,28 @@ def resolve_source(
     """The model a command uses: a base model, or a run's checkpoint (see the module docstring)."""
     from cookbook_cli import models
     from cookbook_cli.plugins import registry
-    from cookbook_cli.run.directory import RunDir, is_run
+    from cookbook_cli.run.reader import RunReader, run_containing
 
     if renderer is not None:
         registry.renderers.get(renderer)  # unknown names: suggestions
-    run_dir: Path | None = None
-    if run is not None:
-        run_dir = Path(run).expanduser()
-        if not run_dir.is_dir():
-            raise CookbookError(f"run directory {str(run_dir)!r} does not exist")
-        if not is_run(run_dir):
-            raise CookbookError(f"{str(run_dir)!r} holds no cookbook run (no cookbook-run.json or config.json with checkpoints)")
+    reader = RunReader.open(run) if run is not None else None
     if checkpoint is not None and "://" not in checkpoint and Path(checkpoint).expanduser().exists():
-        owner = find_run_of(Path(checkpoint).expanduser().resolve())
+        owner = run_containing(Path(checkpoint).expanduser().resolve())
         if owner is None:
             raise CookbookError(
                 f"checkpoint {checkpoint!r} lies in no cookbook run, so its base model and renderer are unknown; "
                 "give a checkpoint inside a run directory"
             )
-        if run_dir is not None and owner.resolve() != run_dir.resolve():
-            other = _read_config(owner)["model"]
-            mine = _read_config(run_dir)["model"]
+        if reader is not None and owner.resolve() != reader.path.resolve():
+            other, mine = RunReader(owner).base_model(), reader.base_model()
             if other != mine:
                 raise CookbookError(
                     f"checkpoint {checkpoint!r} belongs to run {str(owner)!r} (base model {other!r}), "
-                    f"not to --run {str(run_dir)!r} (base model {mine!r}); drop --run or give a checkpoint of that run"
+                    f"not to --run {str(reader.path)!r} (base model {mine!r}); drop --run or give a checkpoint of that run"
                 )
-            raise CookbookError(f"checkpoint {checkpoint!r} belongs to run {str(owner)!r}, not to --run {str(run_dir)!r}; drop --run")
-        run_dir = owner
-    if run_dir is None:
+            raise CookbookError(f"checkpoint {checkpoint!r} belongs to run {str(owner)!r}, not to --run {str(reader.path)!r}; drop --run")
+        reader = RunReader(owner)
+    if reader is None:
         if checkpoint is not None:
             raise CookbookError(f"checkpoint {checkpoint!r} is not a folder here; with a checkpoint name or step, also give --run DIR")
         if model is None:
@@ -192,7 +129,8 @@ def resolve_source(
         base, chosen_renderer = models.resolve_model_and_renderer(engine, model, renderer)
         return ModelSource(engine, base, chosen_renderer, dict(engine_options or {}))
 
-    config = _read_config(run_dir)
+    run_dir = reader.path
+    config = reader.config()
     if model is not None and model != config["model"]:
         raise CookbookError(
             f"run {str(run_dir)!r} trained base model {config['model']!r}, not --model {model!r}: "
@@ -200,7 +138,7 @@ def resolve_source(
         )
     if engine is not None and engine != config["engine"]:
         raise CookbookError(f"run {str(run_dir)!r} trained on engine {config['engine']!r}, not --engine {engine!r}; drop --engine")
-    record = pick_record(run_dir, RunDir(run_dir).checkpoints(), checkpoint)
+    record = reader.checkpoint(checkpoint)
     options = {**dict(config.get("engine_options") or {}), **dict(engine_options or {})}
     chosen = renderer or config.get("renderer")
     if not isinstance(chosen, str):

@@ -208,8 +208,16 @@ def normalize_message(raw: Any, where: str = "message") -> Message:
     role = raw.get("role")
     if role not in ROLES:
         raise CookbookError(f"{where}: field 'role' must be one of {', '.join(ROLES)}; got {role!r}")
-    content = raw.get("content", "")
+    content = raw.get("content")
     if content is None:
+        # OpenAI writes `content: null` on an assistant message that only calls tools;
+        # anywhere else a missing text would be rendered as an empty message without a word.
+        if role != "assistant" or not raw.get("tool_calls"):
+            state = "is null" if "content" in raw else "is missing"
+            raise CookbookError(
+                f"{where}: field 'content' {state} on {'an' if role == 'assistant' else 'a'} {role} message; "
+                "give its text (\"\" if it is meant to be empty)"
+            )
         content = ""
     if isinstance(content, list):
         parts: list[ContentPart] = []

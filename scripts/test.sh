@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-true}"
+# An unexpected exception shows its traceback (a bug must surface, not be one line).
+export COOKBOOK_DEBUG="${COOKBOOK_DEBUG:-1}"
 python -m pip install -q torch==2.13.0
 plugin_args=()
 for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done

@@ -50,6 +50,18 @@ def chat(
     with open_sampler(source) as client:
         session = ChatSession(RendererMessageCompleter.over(render, client, settings), system)
         try:
-            run_repl(session, _terminal_lines() if interactive else sys.stdin, view, render.tokenizer)
+            run_repl(session, _terminal_lines() if interactive else _piped_lines(), view, render.tokenizer)
         except KeyboardInterrupt:
             view.note("bye")
+
+
+def _piped_lines() -> Iterator[str]:
+    """Standard input's lines through the one user-file reader (bytes that are not UTF-8 are one error line)."""
+    from cookbook_cli.user_files import check_text, iter_lines
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream put in place of stdin (an embedding program)
+        yield from (check_text(line, "standard input") for line in sys.stdin)
+        return
+    for _, where, line in iter_lines(stream, "standard input", "input"):
+        yield check_text(line, where)

@@ -37,10 +37,13 @@ def eval_command(
     engine: str = ENGINE,
     renderer: str = RENDERER,
     all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Evaluate every checkpoint the run recorded; print one table."),
-    out: Path = typer.Option(None, "--out", "-o", help="Results folder (default <run>/eval/<checkpoint>/, or eval/<model>/)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Results folder (default <run>/eval/<checkpoint>/, or eval/<model>-<tag>/)."),
     plot: Path = typer.Option(None, "--plot", help="With --all-checkpoints: also plot each evaluator's main metric against the step (PNG)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed: the same command samples the same replies."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    endpoint: str = typer.Option(None, "--endpoint", help="Evaluate an OpenAI-compatible API instead (its URL, e.g. http://127.0.0.1:8000/v1): graded benchmarks only."),
+    endpoint_model: str = typer.Option(None, "--endpoint-model", help="With --endpoint: the model name to send (default: the only one it lists)."),
+    api_key: str = typer.Option(None, "--api-key", envvar="COOKBOOK_ENDPOINT_API_KEY", help="With --endpoint: its API key (also from COOKBOOK_ENDPOINT_API_KEY)."),
 ) -> None:
     """Run evaluators on a model or a run's checkpoints.
 
@@ -62,6 +65,11 @@ def eval_command(
             raise CookbookError("an evaluator is named twice; give one a label=NAME")
     else:
         evaluators = make_evaluators(_run_evaluators(run or _run_of(checkpoint)))
+    if endpoint is not None:
+        _endpoint(evaluators, endpoint, endpoint_model, api_key, out, seed, as_json, given=[model, run, checkpoint, engine, renderer, all_checkpoints or None])
+        return
+    if endpoint_model is not None or api_key is not None:
+        raise CookbookError("--endpoint-model and --api-key go with --endpoint URL")
     if plot is not None and not all_checkpoints:
         raise CookbookError("--plot draws a metric across checkpoints: add --all-checkpoints")
     if all_checkpoints:
@@ -74,13 +82,29 @@ def eval_command(
     from cookbook_cli.evaluation.runner import evaluate_source
 
     source = model_source(model, run, checkpoint, engine, renderer)
-    results = evaluate_source(evaluators, source, out, seed)
+    _print_results(source.describe(), source.to_json(), evaluate_source(evaluators, source, out, seed), as_json)
+
+
+def _endpoint(evaluators: list[Any], url: str, model: str | None, api_key: str | None, out: Path | None, seed: int, as_json: bool, given: list[Any]) -> None:
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.evaluation.endpoint import Endpoint, check_message_level, evaluate_endpoint
+
+    if any(g is not None for g in given):
+        raise CookbookError("--endpoint evaluates the model behind the URL: drop --model, --run, --checkpoint, --engine, --renderer and --all-checkpoints")
+    if not url.startswith(("http://", "https://")):
+        raise CookbookError(f"--endpoint must be an http:// or https:// URL, got {url!r}")
+    check_message_level(evaluators)  # before any request
+    ep = Endpoint(url, api_key, model).resolve_model()
+    _print_results(f"{ep.model} at {ep.base}", ep.to_json(), evaluate_endpoint(evaluators, ep, out, seed), as_json)
+
+
+def _print_results(header: str, model: dict[str, Any], results: list[Any], as_json: bool) -> None:
     if as_json:
         from cookbook_cli.cli.output import print_json
 
-        print_json({"model": source.to_json(), "results": {r.name: {"metrics": r.metrics, "folder": str(r.folder)} for r in results}})
+        print_json({"model": model, "results": {r.name: {"metrics": r.metrics, "folder": str(r.folder)} for r in results}})
         return
-    typer.echo(f"{source.describe()}")
+    typer.echo(header)
     for r in results:
         resumed = f", {r.examples - r.evaluated} already done" if r.evaluated < r.examples else ""
         typer.echo(f"  {r.name} ({r.examples} examples{resumed}): " + "  ".join(f"{k}={_fmt(v)}" for k, v in r.metrics.items()))
@@ -94,11 +118,11 @@ def _fmt(v: Any) -> str:
 def _run_of(checkpoint: str | None) -> str | None:
     from pathlib import Path
 
-    from cookbook_cli.sources import find_run_of
+    from cookbook_cli.run.reader import run_containing
 
     if checkpoint is None or not Path(checkpoint).exists():
         return None
-    found = find_run_of(Path(checkpoint).resolve())
+    found = run_containing(Path(checkpoint).resolve())
     return str(found) if found else None
 
 

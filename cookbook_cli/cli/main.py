@@ -12,14 +12,26 @@ from cookbook_cli.errors import CookbookError
 
 
 class _Group(TyperGroup):
-    """Turns a CookbookError anywhere below into one line `Error: ...` and exit status 1
-    (`Stopped: ...` and 130 for an interrupted run)."""
+    """The one error boundary (see `cli/boundary.py`): a CookbookError anywhere
+    below, or a failure of a known class, is one line `Error: ...` and exit
+    status 1 (`Stopped: ...` and 130 for an interrupted run); anything else is
+    one line saying it is a bug, or its traceback under --debug / COOKBOOK_DEBUG=1."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        import click
+
+        args = [*(ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args), *ctx.args]
         try:
             return super().invoke(ctx)
-        except CookbookError as e:
-            typer.echo(f"{getattr(e, 'label', 'Error')}: {e}", err=True)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit, typer.Abort):
+            raise  # usage errors, --help and exits: click prints them
+        except Exception as e:
+            from cookbook_cli.cli import boundary
+
+            line = boundary.explain(e, args)
+            if line is None and (ctx.params.get("debug") or boundary.debugging()):
+                raise
+            typer.echo(f"{getattr(e, 'label', 'Error')}: {line or boundary.unexpected(e)}", err=True)
             raise typer.Exit(getattr(e, "exit_code", 1)) from None
 
 
@@ -43,6 +55,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error (also COOKBOOK_DEBUG=1)."),
 ) -> None:
     pass
 
@@ -63,6 +76,7 @@ def _add_groups() -> None:
     app.command("sample")(__import__("cookbook_cli.cli.sample_cmd", fromlist=["sample"]).sample)
     app.command("export")(__import__("cookbook_cli.cli.export_cmd", fromlist=["export"]).export)
     app.command("chat")(__import__("cookbook_cli.cli.chat_cmd", fromlist=["chat"]).chat)
+    app.command("serve")(__import__("cookbook_cli.cli.serve_cmd", fromlist=["serve"]).serve)
     app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         __import__("cookbook_cli.cli.eval_cmd", fromlist=["eval_command"]).eval_command
     )

@@ -43,7 +43,8 @@ def list_cmd(
     folder: Path = typer.Argument(Path("runs"), help="Folder holding runs (searched 3 levels deep). Default: runs/."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per run, as a list."),
 ) -> None:
-    """Runs under a folder: recipe, model, steps done/total, last loss or reward,
+    """Runs under a folder: recipe, model, steps done/total, the recipe's main metrics
+    (SL loss and test NLL, RL reward, DPO accuracy and margin, distillation teacher KL),
     state (running, finished, resumable, no checkpoint) and newest checkpoint."""
     from cookbook_cli.cli.output import print_json, print_table
     from cookbook_cli.run.listing import list_runs
@@ -57,12 +58,7 @@ def list_cmd(
         return
 
     def last(r) -> str:  # type: ignore[no-untyped-def]
-        parts = []
-        if r.last_loss is not None:
-            parts.append(f"loss {r.last_loss:.4g}")
-        if r.last_reward is not None:
-            parts.append(f"reward {r.last_reward:.4g}")
-        return ", ".join(parts) or "-"
+        return ", ".join(f"{label} {value:.4g}" for label, value in r.main.items()) or "-"
 
     print_table(
         f"Runs under {folder}",

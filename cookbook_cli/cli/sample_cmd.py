@@ -10,7 +10,10 @@ from cookbook_cli.cli.model_options import CHECKPOINT, ENGINE, MODEL, RENDERER, 
 
 
 def sample(
-    prompts: Path = typer.Option(..., "--prompts", "-p", help="JSONL file of conversations to answer ({\"messages\": [...]} per line)."),
+    prompts: Path = typer.Option(
+        ..., "--prompts", "-p",
+        help="JSONL file of conversations to answer ({\"messages\": [...]} per line); `sample`: the prompts shipped with cookbook.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="JSONL file to write: each conversation with the sampled reply appended (resumable)."),
     model: str = MODEL,
     run: str = RUN,

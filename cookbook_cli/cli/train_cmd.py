@@ -113,7 +113,7 @@ def _field_param(name: str, f: Any, aliases: tuple[str, ...]) -> TyperOption | N
     help_text = (doc[:1].upper() + doc[1:] + shown + ".") if doc else shown.strip()
     decls = [flag, *aliases, name]
     if click_type is None:  # a bool: --x / --no-x
-        return TyperOption(param_decls=[f"{flag}/--no-{flag[2:]}", name], default=None, help=help_text)
+        return TyperOption(param_decls=[f"{flag}/--no-{flag[2:]}", name], default=None, is_flag=True, type=bool, help=help_text)
     return TyperOption(param_decls=decls, type=click_type, default=None, help=help_text)
 
 

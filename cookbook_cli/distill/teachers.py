@@ -10,8 +10,8 @@ A teacher is named the way a user names a model:
 - a model name or folder (a Hub id, a local Hugging Face folder, or a name
   the engine knows, such as the local engine's `random:<shape>:<tokenizer>`).
 
-A name that looks like a path (it starts with `/`, `.`, `~` or `runs/`) and
-does not exist is refused in one line.
+A name that looks like a local path (see `models.inputs.looks_like_path`)
+and does not exist is refused in one line.
 
 `plan_scoring` decides how the teacher grades the student's tokens: `tokens`
 when the teacher's renderer and tokenizer give exactly the student's tokens
@@ -35,9 +35,8 @@ if TYPE_CHECKING:
     from cookbook_cli.conversations import Conversation
     from cookbook_cli.engines.protocol import SamplingClient
     from cookbook_cli.renderers.base import Renderer
+    from cookbook_cli.run.reader import RunReader
     from cookbook_cli.tokenizers import Tokenizer
-
-_PATH_PREFIXES = ("/", "./", "../", "~", "runs/")
 
 
 @dataclass(frozen=True)
@@ -55,64 +54,51 @@ class Teacher:
         return await service.create_sampling_client_async(base_model=self.base_model)
 
 
-def looks_like_path(spec: str) -> bool:
-    return spec.startswith(_PATH_PREFIXES) or spec == "." or spec.endswith("/")
-
-
 def resolve_teacher(spec: str, engine: str) -> Teacher:
     """What `spec` names (see the module docstring); one line when it names nothing."""
+    from cookbook_cli.local_paths import refuse_missing_path
     from cookbook_cli.models import tokenizer_for_model
+    from cookbook_cli.run.reader import RunReader
 
     if not spec.strip():
         raise CookbookError("--teacher is empty; give a model, a runs/... directory of a finished run, or a tinker:// path")
     if "://" in spec:
         return Teacher(spec, None, spec, None, None, f"path:{spec}")
+    run = RunReader.at(spec)
+    if run is not None:
+        return _teacher_run(spec, run, engine)
     path = Path(spec).expanduser()
-    if path.is_dir() and _is_run(path):
-        return _teacher_run(spec, path, engine)
     if path.is_file() and path.suffix.lower() != ".gguf":  # a .gguf is a model input (models.resolve_model_input)
         raise CookbookError(f"teacher {spec!r} is a file; give a model folder, a runs/... directory or a model name")
-    if not path.exists() and looks_like_path(spec):
-        raise CookbookError(
-            f"teacher {spec!r} does not exist; give a model (Hub id or folder), a runs/... directory of a finished run, "
-            "or a tinker:// sampler path"
-        )
+    refuse_missing_path(spec, "teacher", "give a model (Hub id or folder), a runs/... directory of a finished run, or a tinker:// sampler path")
     source = str(path.resolve()) if path.is_dir() else spec
     return Teacher(spec, source, None, None, tokenizer_for_model(source, engine), f"model:{source}")
 
 
-def _is_run(path: Path) -> bool:
-    from cookbook_cli.run.directory import is_run
-
-    return is_run(path) or (path / "checkpoints.jsonl").is_file()
-
-
-def _teacher_run(spec: str, path: Path, engine: str) -> Teacher:
+def _teacher_run(spec: str, run: RunReader, engine: str) -> Teacher:
     from cookbook_cli.models import tokenizer_for_model
-    from cookbook_cli.run.files import CHECKPOINTS, CONFIG, read_json, read_jsonl
+    from cookbook_cli.run.files import CONFIG
 
-    config = read_json(path / CONFIG) if (path / CONFIG).is_file() else {}
-    finals = [r for r in read_jsonl(path / CHECKPOINTS) if r.get("final") and r.get("sampler_path")] if (path / CHECKPOINTS).is_file() else []
-    if not finals:
+    record = run.final_sampler()
+    if record is None:
         raise CookbookError(
             f"teacher run {spec!r} has no final sampler weights (it has not finished); "
             "finish it with --if-exists resume, or name a model"
         )
+    config = run.stored_config()
     model, run_engine = config.get("model"), config.get("engine")
     if not isinstance(model, str):
-        raise CookbookError(f"teacher run {spec!r}: {path / CONFIG} names no model")
+        raise CookbookError(f"teacher run {spec!r}: {run.path / CONFIG} names no model")
     if run_engine and run_engine != engine:
         raise CookbookError(
             f"teacher run {spec!r} was trained on engine {run_engine!r}, and this run uses {engine!r}; "
             f"its weights load on {run_engine!r} only (pass --engine {run_engine})"
         )
-    record = finals[-1]
     sampler = str(record["sampler_path"])
     if "://" not in sampler:
-        sampler_dir = (path / sampler).resolve()
-        if not sampler_dir.exists():
-            raise CookbookError(f"teacher run {spec!r}: its final sampler weights {str(sampler_dir)!r} are missing")
-        sampler = str(sampler_dir)
+        sampler = run.absolute(sampler)
+        if not Path(sampler).exists():
+            raise CookbookError(f"teacher run {spec!r}: its final sampler weights {sampler!r} are missing")
     files = json.dumps(record.get("files") or {}, sort_keys=True)
     identity = f"run:{record.get('name')}:{hashlib.sha256(files.encode()).hexdigest()[:16]}:{sampler if '://' in sampler else ''}"
     renderer = config.get("renderer") if isinstance(config.get("renderer"), str) else None

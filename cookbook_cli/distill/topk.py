@@ -136,8 +136,7 @@ class TopKCache:
         self.teacher = teacher
         self.k = k
         self.key = f"{teacher_key}|k={k}"
-        self.hits = 0
-        self.misses = 0
+        self.hits = 0  # sequences read from the cache (logged as teacher/cache_hits)
 
     def _path(self, tokens: Sequence[int]) -> Path | None:
         if self.folder is None:
@@ -157,7 +156,6 @@ class TopKCache:
             except (OSError, ValueError, KeyError):
                 pass  # a damaged file is asked again
         topk = await self._ask(tokens)
-        self.misses += 1
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -75,7 +75,6 @@ class StandInService:
         self.states: dict[str, int] = {}
         self.calls: list[str] = []  # names of the training calls, in the order they ran
         self.sample_calls = 0
-        self.train_calls = 0
         self.last_client: StandInTrainingClient | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="standin")
 
@@ -214,7 +213,6 @@ class StandInTrainingClient:
                 outputs.append({"logprobs": TensorData.from_numpy(np.full(targets.shape, lp, dtype=np.float32))})
                 total += float(-(lp * weights).sum())
         if train:
-            self.service.train_calls += 1
             self.examples_seen.append([tuple(d.loss_fn_inputs["target_tokens"].to_numpy().tolist()) for d in data])
         return ForwardBackwardOutput(loss_fn_output_type="standin", loss_fn_outputs=outputs, metrics={"loss:sum": total})
 

@@ -1,7 +1,7 @@
 """What an engine hands `cookbook export`: a checkpoint's sampler weights as
 files in the Hugging Face formats, and its base model as a transformers model.
 
-An engine that can do this registers `hf_weights=fn` (see `registration`),
+An engine that can do this registers `hf_weights=fn` (see `default_plugins.engines`),
 where `fn(sampler_path) -> HFWeights` takes the path `save_weights_for_sampler`
 returned. An engine without it (its weights live on a service) cannot be
 exported by cookbook.

@@ -11,7 +11,7 @@ every `eval_every` steps and log them as `test/<name>/<metric>` (`in_training`).
 - `runner`: running one against a sampling client, with or without files.
 
 Importing this package imports nothing: plugin loading imports its
-`registration` module only.
+`default_plugins.evaluators` module only (through the plugin manager).
 """
 
 from typing import Any

@@ -42,6 +42,9 @@ class EvalContext:
     renderer: Renderer
     sampling_client: SamplingClient
     seed: int = 0
+    #: The evaluated run's config.json, when a run's checkpoint is evaluated
+    #: (`nll` without path= scores the run's held-out rows).
+    run_config: dict[str, Any] | None = None
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -87,6 +90,11 @@ class Evaluator:
                     sums[k] = sums.get(k, 0.0) + float(v)
                     counts[k] = counts.get(k, 0) + 1
         return {k: sums[k] / counts[k] for k in sums}
+
+    def works_on_messages(self) -> bool:
+        """Whether `evaluate` uses only `ctx.message_completer` (no tokens,
+        tokenizer or sampling client), so it can run against an OpenAI endpoint."""
+        return False
 
     def main_metric(self) -> str:
         """The metric a table or a plot across checkpoints shows first."""

@@ -78,6 +78,9 @@ class GradedBenchmark(Evaluator):
             raise CookbookError(f"{type(self).__name__}: two problems share an id, so results could not resume by id")
         return [Example(p.id, p) for p in problems]
 
+    def works_on_messages(self) -> bool:
+        return True
+
     async def evaluate(self, example: Example, ctx: EvalContext) -> dict[str, Any]:
         from cookbook_cli.completers import SamplingSettings
 

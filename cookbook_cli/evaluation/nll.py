@@ -18,6 +18,7 @@ from typing import Any
 
 import chz
 
+from cookbook_cli.conversations import located
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.evaluation.base import EvalContext, Evaluator, Example
 
@@ -37,11 +38,35 @@ def trained_bytes(tokenizer: Any, tokens: list[int], weights: list[float]) -> in
     return total
 
 
+def held_out_rows(run_config: dict[str, Any] | None) -> list[Any] | None:
+    """The test split a supervised run held out from training (rebuilt from its
+    config.json: the dataset builder and the seed), or None when the config is
+    not a supervised run's (no run, a preference or RL run)."""
+    from cookbook_cli.plugins import registry
+
+    dataset = (run_config or {}).get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
+        return None
+    entry = registry.dataset_builders.entries().get(dataset["name"])
+    if entry is None or registry.dataset_builders.kind_of(entry) != "supervised":
+        return None
+    builder = entry.obj(**{k: v for k, v in dataset.items() if k != "name"})
+    _, test = builder.load(int(run_config.get("seed") or 0))  # type: ignore[union-attr]
+    if not test:
+        raise CookbookError(
+            f"the run held out no rows of its dataset ({builder.describe()}, test_size=0) to score; "
+            "give nll path=FILE.jsonl"
+        )
+    return list(test)
+
+
 @chz.chz
 class NLLEvaluator(Evaluator):
     """Mean NLL and bits per byte of the trained tokens of a conversation file."""
 
-    path: str = chz.field(default="", doc="conversation file (.jsonl); default: the bundled sample conversations")
+    path: str = chz.field(
+        default="", doc="conversation file (.jsonl); default: a run's held-out rows, or the bundled sample conversations"
+    )
     train_on_what: str = chz.field(default="all_assistant_messages", doc="which tokens are scored (as in train sl)")
     max_examples: int | None = chz.field(default=None, doc="score the first N conversations only")
 
@@ -55,8 +80,8 @@ class NLLEvaluator(Evaluator):
         from cookbook_cli.types import TrainOnWhat
 
         TrainOnWhat.parse(self.train_on_what)
-        path = self.path or str(sample_conversations_path())
-        convs = load_conversations(path)
+        held_out = None if self.path else held_out_rows(ctx.run_config)
+        convs = held_out if held_out is not None else load_conversations(self.path or str(sample_conversations_path()))
         if self.max_examples is not None:
             convs = convs[: self.max_examples]
         return [Example(f"{i}:{prompt_key(c)}", c) for i, c in enumerate(convs)]
@@ -68,7 +93,7 @@ class NLLEvaluator(Evaluator):
         try:
             tokens, weights = ctx.renderer.build_supervised_tokens(conv.messages, self.train_on_what, conv.tools or None)
         except CookbookError as e:
-            raise CookbookError(f"{self.path or 'sample conversations'} conversation {example.id.split(':')[0]}: {e}") from None
+            raise located(conv.source, e, f"conversation {example.id.split(':')[0]}") from None
         logprobs = await ctx.sampling_client.compute_logprobs_async(ModelInput.from_ints(tokens))
         # The first token has no logprob (nothing precedes it) and is never a target.
         scored = [(lp, w) for lp, w in zip(logprobs[1:], weights[1:]) if w > 0]

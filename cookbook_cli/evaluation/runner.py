@@ -2,7 +2,7 @@
 without (recipes, every `eval_every` steps).
 
 Files, per evaluator, under the results folder (default: `<run>/eval/<checkpoint>/`
-for a run, `eval/<model>/` for a base model):
+for a run, `eval/<model>-<tag>/` for a base model, the tag telling apart models and engines):
 
     <name>/result.json         what was evaluated (model, options, seed) and the metrics
     <name>/trajectories.jsonl  one record per example: its id, what was sampled, its metrics
@@ -140,7 +140,32 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 def default_results_root(source: ModelSource) -> Path:
     if source.run_dir is not None:
         return source.run_dir / "eval" / source.label()
-    return Path("eval") / source.label()
+    return Path("eval") / model_results_name(source.engine, source.base_model)
+
+
+def model_results_name(engine: str, model: str) -> str:
+    """The folder of a base model's results under eval/: the model written out
+    (its tail, readable) and a tag of the engine and the whole model, so two
+    different models never share one (`random:tiny:llama3` and
+    `random:tiny:qwen3`; two folders both named `model`)."""
+    import hashlib
+    import re
+
+    path = Path(model).expanduser()
+    whole = str(path.resolve()) if path.exists() else model
+    readable = re.sub(r"[^A-Za-z0-9._]+", "-", model).strip("-.")[-48:].strip("-.") or "model"
+    tag = hashlib.sha256(f"{engine}\0{whole}".encode()).hexdigest()[:8]
+    return f"{readable}-{tag}"
+
+
+def run_config(source: ModelSource) -> dict[str, Any] | None:
+    """The config.json of the run `source` belongs to, if any."""
+    from cookbook_cli.run.files import CONFIG, read_json
+
+    if source.run_dir is None or not (source.run_dir / CONFIG).is_file():
+        return None
+    config = read_json(source.run_dir / CONFIG)
+    return config if isinstance(config, dict) else None
 
 
 def _claim_in_run(source: ModelSource, root: Path) -> None:
@@ -159,20 +184,23 @@ def _claim_in_run(source: ModelSource, root: Path) -> None:
     RunDir(source.run_dir).claim(rel.parts[0])
 
 
-def prepare(
-    evaluators: list[tuple[str, Evaluator]], source: ModelSource, root: Path, renderer: Renderer, seed: int
-) -> list[tuple[str, Evaluator, list[Example], Path, list[dict[str, Any]], dict[str, Any]]]:
-    """Each evaluator's examples, results folder and records already there,
-    checked before any model loads (bad options and mismatched results fail fast)."""
-    from cookbook_cli.config import config_differences
-    from cookbook_cli.evaluation.base import EvalContext
+Plan = tuple[str, "Evaluator", "list[Example]", Path, "list[dict[str, Any]]", "dict[str, Any]"]
 
-    ctx = EvalContext(renderer, None, seed)  # type: ignore[arg-type]
+
+def prepare(
+    evaluators: list[tuple[str, Evaluator]], model: dict[str, Any], root: Path, ctx: EvalContext
+) -> list[Plan]:
+    """Each evaluator's examples, results folder and records already there,
+    checked before any model loads (bad options and mismatched results fail
+    fast). `model` is what result.json records of the model evaluated."""
+    from cookbook_cli.config import config_differences
+
     out = []
+    seed = ctx.seed
     for name, evaluator in evaluators:
         examples = evaluator.examples(ctx)
         folder = root / name
-        settings = {"evaluator": name, "options": evaluator_json(evaluator), "model": source.to_json(), "seed": seed}
+        settings = {"evaluator": name, "options": evaluator_json(evaluator), "model": model, "seed": seed}
         done: list[dict[str, Any]] = []
         if (folder / RESULT).is_file():
             try:
@@ -201,46 +229,50 @@ def evaluate_source(
 ) -> list[EvalResult]:
     """Run `evaluators` on `source` (one model load for all of them), writing
     result files under `root` (see the module docstring); resumable."""
-    from cookbook_cli.run.progress import StepProgress
+    from cookbook_cli.evaluation.base import EvalContext
     from cookbook_cli.sources import open_sampler, renderer_for
 
     renderer = renderer_for(source)
     results_root = Path(root).expanduser() if root is not None else default_results_root(source)
-    plans = prepare(evaluators, source, results_root, renderer, seed)
-    results: list[EvalResult] = []
+    plans = prepare(evaluators, source.to_json(), results_root, EvalContext(renderer, None, seed, run_config(source)))  # type: ignore[arg-type]
     pending = [p for p in plans if len(p[4]) < len(p[2])]
     if pending:
         results_root.mkdir(parents=True, exist_ok=True)
         _claim_in_run(source, results_root)
     # Everything already evaluated: no model is loaded.
     with open_sampler(source) if pending else contextlib.nullcontext() as client:
-        from cookbook_cli.evaluation.base import EvalContext
+        return run_plans(plans, EvalContext(renderer, client, seed, run_config(source)), progress, concurrency)
 
-        for name, evaluator, examples, folder, done, settings in plans:
-            t0 = time.monotonic()
-            done_ids = {r["id"] for r in done}
-            todo = [e for e in examples if e.id not in done_ids]
-            records = list(done)
-            if todo:
-                folder.mkdir(parents=True, exist_ok=True)
-                _write_json(folder / RESULT, {"settings": settings, "status": "running", "examples": len(examples)})
-                ctx = EvalContext(renderer, client, seed)
-                with StepProgress(len(examples), f"eval {name}", start=len(done), plain=None if progress is None else not progress, unit="example", every=5.0) as bar:
 
-                    def keep(record: dict[str, Any]) -> None:
-                        _append(folder / TRAJECTORIES, record)
-                        records.append(record)
-                        bar.update(len(records))
+def run_plans(plans: list[Plan], ctx: EvalContext, progress: bool | None = None, concurrency: int = 8) -> list[EvalResult]:
+    """Evaluate what `prepare` found missing, appending records as they come, and write each result."""
+    from cookbook_cli.run.progress import StepProgress
 
-                    asyncio.run(run_examples(evaluator, todo, ctx, keep, concurrency))
-            order = {e.id: i for i, e in enumerate(examples)}
-            records.sort(key=lambda r: order[r["id"]])
-            metrics = evaluator.summarize(records)
-            _write_json(folder / RESULT, {
-                "settings": settings, "status": "complete", "examples": len(examples), "metrics": metrics,
-                "main_metric": evaluator.main_metric(), "time": time.time(),
-            })
-            results.append(EvalResult(name, metrics, len(examples), len(todo), folder, time.monotonic() - t0))
+    results: list[EvalResult] = []
+    for name, evaluator, examples, folder, done, settings in plans:
+        t0 = time.monotonic()
+        done_ids = {r["id"] for r in done}
+        todo = [e for e in examples if e.id not in done_ids]
+        records = list(done)
+        if todo:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_json(folder / RESULT, {"settings": settings, "status": "running", "examples": len(examples)})
+            with StepProgress(len(examples), f"eval {name}", start=len(done), plain=None if progress is None else not progress, unit="example", every=5.0) as bar:
+
+                def keep(record: dict[str, Any]) -> None:
+                    _append(folder / TRAJECTORIES, record)
+                    records.append(record)
+                    bar.update(len(records))
+
+                asyncio.run(run_examples(evaluator, todo, ctx, keep, concurrency))
+        order = {e.id: i for i, e in enumerate(examples)}
+        records.sort(key=lambda r: order[r["id"]])
+        metrics = evaluator.summarize(records)
+        _write_json(folder / RESULT, {
+            "settings": settings, "status": "complete", "examples": len(examples), "metrics": metrics,
+            "main_metric": evaluator.main_metric(), "time": time.time(),
+        })
+        results.append(EvalResult(name, metrics, len(examples), len(todo), folder, time.monotonic() - t0))
     return results
 
 
@@ -260,12 +292,12 @@ def evaluate_checkpoints(
     on_checkpoint: Callable[[CheckpointRow], None] | None = None,
 ) -> list[CheckpointRow]:
     """Every recorded checkpoint of a run, each into `<run>/eval/<checkpoint>/`."""
-    from cookbook_cli.run.directory import RunDir
+    from cookbook_cli.run.reader import RunReader
     from cookbook_cli.sources import resolve_source
 
     run_path = Path(run_dir).expanduser()
     first = resolve_source(run=run_path, renderer=renderer)  # checks the run
-    records = RunDir(run_path).checkpoints()
+    records = RunReader(run_path).records()
     rows = []
     for record in records:
         source = resolve_source(run=run_path, checkpoint=str(record["name"]), renderer=renderer or first.renderer)

@@ -9,8 +9,8 @@ it closes on every exit path. Importing this package imports no tracker.
 
 from typing import Any
 
-# Loaded on first use: plugin loading imports this package for its registration
-# module only, and must import nothing else.
+# Loaded on first use: plugin loading imports this package for its `builtin`
+# openers only, and must import nothing else.
 _HOME = {
     "Logger": "base", "LoggerContext": "base",
     "STATE_FILE": "fanout", "Loggers": "fanout", "open_loggers": "fanout", "read_state": "fanout",

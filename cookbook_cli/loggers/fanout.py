@@ -191,7 +191,7 @@ class Loggers:
             obj = entry.obj(ctx)
         except Exception as e:  # noqa: BLE001 - not logged in, network down, a broken plugin
             self._warn(
-                f"logger {name!r} failed to open and was dropped; the run continues (metrics.jsonl is complete): "
+                f"logger {name!r}{_by(entry)} failed to open and was dropped; the run continues (metrics.jsonl is complete): "
                 f"{error_line(e)}"
             )
             return
@@ -240,3 +240,10 @@ def open_loggers(
     if loggers._open:
         loggers._save_state()
     return loggers
+
+
+def _by(entry: Any) -> str:
+    """` (plugin X, register_loggers)` for a third party's logger: its failure is named to its authors."""
+    from cookbook_cli.plugins.manager import BUILTIN_PLUGIN_NAME
+
+    return "" if entry.plugin == BUILTIN_PLUGIN_NAME else f" (plugin {entry.plugin}, register_loggers)"

@@ -23,7 +23,7 @@ FROM_SCRATCH_LR = 1e-2
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What an engine says of a model name only it understands (see engines/registration)."""
+    """What an engine says of a model name only it understands (see default_plugins/engines)."""
 
     tokenizer: str  # where the tokenizer comes from
     label: str  # short name for run directories

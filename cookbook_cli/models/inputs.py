@@ -13,6 +13,7 @@ local folder or a Hub id; engines, `sources` and the CLI all call it:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +41,28 @@ class ModelInput:
         return str(self.folder) if self.folder is not None else self.name
 
 
+_ENGINE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:")
+
+#: Endings of files that hold weights, configs or data, never of a Hub id.
+FILE_SUFFIXES = (".gguf", ".json", ".jsonl", ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".npz", ".onnx")
+
+
 def looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or name.lower().endswith(".gguf") or name.count("/") > 1
+    """Whether `name` can only mean a local path (so, missing, it is refused at
+    once instead of tried on the Hub): it starts with `/`, `.` or `~`, uses
+    `\\`, has more folders than a Hub id's `owner/name`, ends in a file suffix
+    or `/`, starts with `runs/`, or names a folder that exists. URLs and names
+    an engine parses (`random:tiny:/path/tokenizer.json`) are not paths."""
+    if "://" in name or _ENGINE_NAME.match(name):
+        return False
+    if name.startswith(("/", ".", "~", "runs/")) or "\\" in name or name.endswith("/"):
+        return True
+    if name.count("/") > 1 or name.lower().endswith(FILE_SUFFIXES):
+        return True
+    try:
+        return "/" in name and Path(name).expanduser().parent.is_dir()
+    except OSError:  # a name too long for a path
+        return False
 
 
 def _folder_input(name: str, folder: Path, kind: str, origin: str) -> ModelInput:

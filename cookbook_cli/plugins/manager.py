@@ -37,14 +37,13 @@ BUILTIN_PLUGIN_NAME = "cookbook-cli"
 # Core's own plugins: modules with `@hookimpl` functions, imported on first use
 # of the plugin manager. Each keeps its heavy imports inside its functions.
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "cookbook_cli.renderers.registration",
+    "cookbook_cli.default_plugins.renderers",
     "cookbook_cli.default_plugins.models",
-    "cookbook_cli.data.registration",
-    "cookbook_cli.engines.registration",
-    "cookbook_cli.rl.registration",
-    "cookbook_cli.loggers.registration",
-    "cookbook_cli.evaluation.registration",
-    "cookbook_cli.distill.registration",
+    "cookbook_cli.default_plugins.datasets",
+    "cookbook_cli.default_plugins.engines",
+    "cookbook_cli.default_plugins.envs",
+    "cookbook_cli.default_plugins.loggers",
+    "cookbook_cli.default_plugins.evaluators",
     "cookbook_cli.default_plugins.recipes",
 )
 
@@ -312,3 +311,11 @@ def record_error(err: PluginLoadError) -> None:
 def warn(line: str) -> None:
     """Report something odd about a plugin that still loaded (one line)."""
     _warn(_one_line(line))
+
+
+def loaded_impls() -> list[Any]:
+    """Every hook implementation of the loaded plugins (none if none are loaded yet)."""
+    if not _state.loaded:
+        return []
+    return [impl for caller in vars(_state.pm.hook).values() if hasattr(caller, "get_hookimpls")
+            for impl in caller.get_hookimpls()]

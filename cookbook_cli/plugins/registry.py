@@ -220,3 +220,94 @@ ALL: dict[str, Registry[Any]] = {
 def clear_caches() -> None:
     for r in ALL.values():
         r.clear()
+
+
+# -- plugin code failing when used ------------------------------------------------------------
+#
+# Registered objects are called from many places and make further plugin
+# objects (a builder's envs, a renderer's methods) that core calls much later,
+# often in other tasks or threads. So rather than wrapping each call site, an
+# exception that reaches the CLI's boundary is attributed by where it was
+# raised: the frames of its traceback (and of the exceptions it was raised
+# from) that run a third-party plugin's code name that plugin, and the frame
+# that runs a registered object (a factory, a builder class's method) names the
+# hook and the name.
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    distribution: str
+    entries: tuple[tuple[str, str], ...]  # (hook, name) of the registered objects the failing code belongs to
+    error: BaseException
+
+    def line(self) -> str:
+        where = ", ".join(f"{hook} {name!r}" for hook, name in self.entries)
+        return (
+            f"plugin {self.distribution}{f' ({where})' if where else ''} failed: {manager.describe_exception(self.error)}. "
+            f"This is a bug in that plugin: report it to its authors (COOKBOOK_DEBUG=1 shows the traceback)"
+        )
+
+
+def _package(module: Any) -> str:
+    return str(module or "").split(".")[0]
+
+
+def _codes(obj: Any) -> set[Any]:
+    """The code objects that running `obj` executes first: a function's, or a
+    class's methods (its own and its bases' outside the standard library)."""
+    import functools
+
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return {code}
+    out = set()
+    for cls in getattr(obj, "__mro__", ()):
+        for member in vars(cls).values():
+            func = getattr(member, "__func__", member)
+            if getattr(func, "__code__", None) is not None:
+                out.add(func.__code__)
+    return out
+
+
+def _frames(error: BaseException) -> list[Any]:
+    """Every frame of `error`'s traceback and of the exceptions it came from, outermost first."""
+    import traceback
+
+    frames, seen, e = [], set(), error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        frames.extend(f for f, _ in traceback.walk_tb(e.__traceback__))
+        e = e.__cause__ or e.__context__
+    return frames
+
+
+def attribute(error: BaseException) -> PluginFailure | None:
+    """The third-party plugin whose code `error` was raised in (or passed
+    through), or None for core's own code (a bug in cookbook)."""
+    distributions: dict[str, str] = {}  # top-level package -> distribution
+    for impl in manager.loaded_impls():
+        dist = manager.distribution(impl.plugin_name)
+        if dist != manager.BUILTIN_PLUGIN_NAME:
+            distributions.setdefault(_package(getattr(impl.function, "__module__", "")), dist)
+    if not distributions:
+        return None
+    frames = _frames(error)
+    hit = next((_package(f.f_globals.get("__name__")) for f in reversed(frames)
+                if _package(f.f_globals.get("__name__")) in distributions), None)
+    if hit is None:
+        return None
+    codes = {f.f_code for f in frames}
+    ran: list[tuple[str, str]] = []
+    mine: list[tuple[str, str]] = []
+    for reg in ALL.values():
+        for entry in reg._gathered or ():  # only registries this command used
+            obj = entry.obj
+            module = getattr(obj, "__module__", None) or type(obj).__module__
+            if entry.plugin == manager.BUILTIN_PLUGIN_NAME or _package(module) != hit:
+                continue
+            mine.append((reg.hook, entry.name))
+            if codes & _codes(obj):
+                ran.append((reg.hook, entry.name))
+    return PluginFailure(distributions[hit], tuple(ran or (mine if len(mine) == 1 else [])), error)

@@ -23,24 +23,44 @@ Register = Callable[..., None]
 @hookspec
 def register_renderers(register: Register) -> None:
     """Register chat formats: `register(name, factory, description)` where
-    `factory(tokenizer) -> Renderer`."""
+    `factory(tokenizer) -> Renderer`.
+
+    Extras core reads: none."""
 
 
 @hookspec
 def register_models(register: Register) -> None:
-    """Register model families: `register(name, ModelFamily(...), description)`."""
+    """Register model families: `register(name, ModelFamily(...), description)`.
+
+    Extras core reads: none; it reads the `ModelFamily` fields instead:
+    `renderer` (recommended), `patterns` (fnmatch over model names),
+    `tokenizer` (source; None: the model name), `models` (listed by `models
+    list`), `other_renderers`, `chat`, `context_length`, `base_renderer` and
+    `base_patterns` (the family's base models), `lr_exponent` and
+    `hidden_sizes` (the learning-rate rule, see `learning_rates`), `offline`
+    (`OfflineModel`s: names that resolve with no network, `locate()`,
+    `install` hint, `hub_id`)."""
 
 
 @hookspec
 def register_envs(register: Register) -> None:
-    """Register RL dataset builders: `register(name, builder_factory, description)`."""
+    """Register RL dataset builders: `register(name, builder_factory, description)`,
+    where the builder is a chz `RLDatasetBuilder` subclass.
+
+    Extras core reads: none; from the builder it reads `default_max_tokens`
+    (the sampling budget when the run sets no `max_tokens`) and
+    `local_defaults()` (model, renderer, learning_rate, lora_rank for engines
+    with `small_models`)."""
 
 
 @hookspec
 def register_dataset_builders(register: Register) -> None:
-    """Register supervised / preference dataset builders:
-    `register(name, builder_factory, description, kind="supervised" | "preference")`;
-    `cookbook datasets list` shows `kind`."""
+    """Register dataset builders: `register(name, builder_factory, description, kind=...)`.
+
+    Extras core reads:
+    - `kind`: "supervised" (the default; `train sl`), "preference" (`train
+      dpo`) or "prompt" (`train distill`): a recipe accepts only its kinds, and
+      `cookbook datasets list` shows it."""
 
 
 @hookspec
@@ -48,30 +68,53 @@ def register_evaluators(register: Register) -> None:
     """Register evaluators run by `cookbook eval` and by recipes every
     `eval_every` steps: `register(name, EvaluatorClass, description)`, where
     `EvaluatorClass` is a chz subclass of `cookbook_cli.evaluation.Evaluator`
-    whose fields are its options (`cookbook eval NAME key=value`)."""
+    whose fields are its options (`cookbook eval NAME key=value`).
+
+    Extras core reads: none."""
 
 
 @hookspec
 def register_loss_functions(register: Register) -> None:
     """Register losses over per-token logprobs: `register(name, fn, description)`,
     where `fn(data, logprobs_list) -> (loss, metrics)` runs through
-    `forward_backward_custom`. Core marks the engines' own losses `builtin=True`."""
+    `forward_backward_custom`.
+
+    Extras core reads:
+    - `builtin`: True for the engines' own losses (computed by name in
+      `forward_backward`); core marks its own, a plugin leaves it out."""
 
 
 @hookspec
 def register_engines(register: Register) -> None:
-    """Register training/sampling engines: `register(name, factory, description,
-    status=callable)`; the optional `status() -> str` says, cheaply, whether the
-    engine can run here (shown by `cookbook engines list`)."""
+    """Register training/sampling engines: `register(name, factory, description, **extras)`,
+    where `factory(**options) -> ServiceClient`.
+
+    Extras core reads (all optional), so that no recipe names an engine:
+    - `status() -> str`: cheaply, whether the engine can run here ("ready" or
+      what is missing), shown by `cookbook engines list`;
+    - `checkpoints_in_run_dir`: True when the factory takes `checkpoint_dir`
+      and keeps a run's checkpoints inside its log directory;
+    - `default_model(renderer) -> str`: the model a recipe uses when none is given;
+    - `model_spec(model) -> ModelSpec | None`: for names only this engine
+      understands (tokenizer, label for run names, trained from scratch);
+    - `small_models`: True when the engine runs the small models an env
+      suggests (`RLDatasetBuilder.local_defaults`);
+    - `hf_weights(sampler_path) -> HFWeights`: a checkpoint's files and base
+      model, for `cookbook export`."""
 
 
 @hookspec
 def register_loggers(register: Register) -> None:
-    """Register experiment trackers: `register(name, factory, description,
-    fields={field: help}, requires=("module",), extra="pip extra")`, where
-    `factory(ctx: LoggerContext) -> Logger` (see `cookbook_cli.loggers`);
-    `fields` are the `logger.<name>.<field>=value` options it accepts, and
-    `requires` the modules `cookbook loggers list` checks are installed."""
+    """Register experiment trackers: `register(name, factory, description, **extras)`,
+    where `factory(ctx: LoggerContext) -> Logger` (see `cookbook_cli.loggers`).
+
+    Extras core reads:
+    - `fields`: {field: help} of the `logger.<name>.<field>=value` options it
+      accepts (others are refused);
+    - `check_options(options)`: validates those options before the run opens;
+    - `requires`: the modules it needs, checked (without importing) by
+      `cookbook loggers list` and before a run opens;
+    - `extra`: the pip extra that installs them, for the install hint."""
 
 
 @hookspec

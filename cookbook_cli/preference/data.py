@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cookbook_cli.conversations import Conversation, iter_jsonl, parse_messages, parse_tools
+from cookbook_cli.conversations import Conversation, parse_messages, parse_tools
+from cookbook_cli.user_files import iter_jsonl
 from cookbook_cli.data.supervised import ConversationDataset, SupervisedDataset
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.preference.types import Comparison, LabeledComparison, parse_label, skip_reason
@@ -161,7 +162,7 @@ def parse_comparison(obj: Any, where: str) -> tuple[LabeledComparison, str]:
 
 def iter_comparisons(path: str | Path) -> Iterator[tuple[LabeledComparison, str]]:
     """(comparison, shape) for each line of a comparison file, validated."""
-    for where, obj in iter_jsonl(path, "comparison file"):
+    for _, where, obj in iter_jsonl(path, "comparison file"):
         yield parse_comparison(obj, where)
 
 

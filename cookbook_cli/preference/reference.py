@@ -32,6 +32,7 @@ from cookbook_cli.errors import CookbookError
 if TYPE_CHECKING:
     from cookbook_cli.engines.protocol import ServiceClient, TrainingClient
     from cookbook_cli.preference.data import PreferenceBatch, PreferenceDataset
+    from cookbook_cli.run.reader import RunReader
 
 FOLDER = "reference"
 CACHE = "sums.json"
@@ -43,23 +44,38 @@ def pair_key(split: str, row: int) -> str:
     return f"{split}/{row}"
 
 
-def resolve_checkpoint(path: str) -> str:
+def resolve_checkpoint(path: str, model: str | None = None, what: str = "checkpoint") -> str:
     """A state checkpoint to load: a run directory means its newest recorded
-    checkpoint; any other path (a checkpoint folder, `tinker://...`) as given."""
-    from cookbook_cli.run.directory import RunDir, is_run
+    checkpoint; any other path (a checkpoint folder, `tinker://...`) as given.
+    With `model`, a checkpoint of a run of another base model is refused (its
+    config.json says), before anything loads."""
+    from cookbook_cli.run.reader import RunReader, run_containing
 
     if "://" in path:
         return path
     p = Path(path).expanduser()
     if not p.exists():
-        raise CookbookError(f"checkpoint {path!r} does not exist; give a run directory, a checkpoint folder or a tinker:// path")
-    if p.is_dir() and is_run(p):
-        run = RunDir(p)
-        records = run.checkpoints()
-        if not records:
-            raise CookbookError(f"run {path!r} recorded no checkpoint yet")
-        return run.absolute(records[-1]["state_path"])
-    return str(p.resolve())
+        raise CookbookError(f"{what} {path!r} does not exist; give a run directory, a checkpoint folder or a tinker:// path")
+    run = RunReader.at(p)
+    owner = run or (RunReader(found) if (found := run_containing(p.resolve())) else None)
+    if owner is not None and model is not None:
+        check_same_base_model(owner, model, what, path)
+    if run is None:
+        return str(p.resolve())
+    record = run.latest()
+    if record is None:
+        raise CookbookError(f"run {path!r} recorded no checkpoint yet")
+    return run.absolute(record["state_path"])
+
+
+def check_same_base_model(run: RunReader, model: str, what: str, path: str) -> None:
+    """A checkpoint's weights load only on the base model its run trained."""
+    theirs = run.stored_config().get("model")
+    if isinstance(theirs, str) and theirs != model:
+        raise CookbookError(
+            f"{what} {path!r} was trained from base model {theirs!r}, not this run's {model!r}; "
+            f"its weights load only on their own base model: pass --model {theirs}, or a checkpoint of a {model!r} run"
+        )
 
 
 @dataclass(frozen=True)
@@ -80,13 +96,24 @@ class Reference:
 
 
 def reference_of(model: str, init_from: str | None, reference: str | None) -> Reference:
-    """The reference a run compares against (checked before the run opens)."""
+    """The reference a run compares against, and `init_from` checked (both
+    before the run opens: a missing path or another base model is one line)."""
+    from cookbook_cli.local_paths import check_scoring_model
+
+    start = resolve_checkpoint(init_from, model, "--init-from") if init_from else None
     if reference is None:
-        return Reference("start", model, resolve_checkpoint(init_from) if init_from else None)
-    candidate = Path(reference).expanduser()
-    if "://" in reference or candidate.exists():
-        return Reference("checkpoint", model, resolve_checkpoint(reference))
+        return Reference("start", model, start)
+    if "://" in reference or (Path(reference).expanduser().exists() and not _is_model_folder(Path(reference).expanduser())):
+        return Reference("checkpoint", model, resolve_checkpoint(reference, model, "--reference"))
+    check_scoring_model(model, reference, "--reference", "give a model (Hub id or folder), a run directory, a checkpoint folder or a tinker:// path")
     return Reference("model", reference)
+
+
+def _is_model_folder(path: Path) -> bool:
+    """A Hugging Face model folder (config.json, no checkpoint meta.json), not a run."""
+    from cookbook_cli.run.reader import RunReader
+
+    return (path / "config.json").is_file() and not (path / "meta.json").exists() and RunReader.at(path) is None
 
 
 def open_reference_client(service: ServiceClient, ref: Reference, rank: int, seed: int) -> TrainingClient:

@@ -559,7 +559,7 @@ RECIPE = Recipe(
                "The teacher: a model (Hub id, folder, random:...), a runs/... directory of a finished run (e.g. a train sl run), or a tinker:// path."),
         Option(("--teacher-renderer",), "teachers.0.renderer",
                "The teacher's chat format when it differs from the student's: completions are re-rendered for it."),
-        Option(("--prompts", "-p"), "teachers.0.prompts", "A JSONL of conversations ending in a user turn.", file_builder="prompt_file", group="prompts"),
+        Option(("--prompts", "-p"), "teachers.0.prompts", "A JSONL of conversations ending in a user turn; `sample`: the prompts shipped with cookbook.", file_builder="prompt_file", group="prompts"),
         Option(("--dataset", "-d"), "teachers.0.prompts",
                "A supervised dataset (name or .jsonl): on-policy, its conversations without their last assistant turn are the prompts; "
                "off-policy, its examples are trained. Default: the bundled sample.", group="prompts"),

@@ -87,6 +87,10 @@ class RLConfig(SamplerConfig):
 
     def resolve_more(self, resolved: RunConfig) -> dict[str, Any]:
         super().resolve_more(resolved)
+        if self.kl_reference_model is not None and resolved.model is not None:
+            from cookbook_cli.local_paths import check_scoring_model
+
+            check_scoring_model(resolved.model, self.kl_reference_model, "kl_reference_model", "give a model (Hub id or folder) with the policy's tokenizer")
         return {"max_tokens": self.max_tokens if self.max_tokens is not None else int(self.env.default_max_tokens)}
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import chz
 
 from cookbook_cli.config import SUPERVISED_FILES, RegistryFactory
+from cookbook_cli.conversations import located
 from cookbook_cli.data.builders import ConversationsBuilder, SupervisedDatasetBuilder
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.plugins import registry
@@ -178,7 +179,7 @@ def check_renderer_can_express(renderer: Renderer, ds: SupervisedData) -> None:
         try:
             renderer.check_messages(conv.messages, conv.tools or None)
         except CookbookError as e:
-            raise CookbookError(f"{ds.name} row {row}: {e}") from None
+            raise located(conv.source, e, f"{ds.name} row {row}") from None
 
 
 def train(config: SLConfig, options: RunOptions | None = None) -> SLResult:

@@ -89,6 +89,7 @@ class Renderer(ABC):
         """Refuse what the format cannot express. The default refuses tools
         (unless `supports_tools`) and thinking (unless `supports_thinking`)."""
         check_tools_supported(self.name or type(self).__name__, self.supports_tools, tools, messages)
+        check_tool_results_follow_calls(messages)
         for i, m in enumerate(messages):
             if thinking_of(m) is None:
                 continue
@@ -356,3 +357,28 @@ def message_weights(messages: list[Message], mode: TrainOnWhat) -> list[float]:
     # LAST_ASSISTANT_TURN: every assistant message after the last user message
     last_user = max((i for i, r in enumerate(roles) if r == "user"), default=-1)
     return [1.0 if r == "assistant" and i > last_user else 0.0 for i, r in enumerate(roles)]
+
+
+def check_tool_results_follow_calls(messages: list[Message]) -> None:
+    """Every tool result answers a call: it follows an assistant message with
+    tool calls (or another result), and its `tool_call_id`, when both carry
+    ids, is one of that message's calls. Chat templates render an orphan result
+    as if it answered something (or raise, as gpt-oss's does)."""
+    calls: list[Any] | None = None  # the latest assistant message's tool calls, while results may follow
+    for i, m in enumerate(messages):
+        if m["role"] != "tool":
+            calls = list(m.get("tool_calls") or []) if m["role"] == "assistant" else None
+            calls = calls or None
+            continue
+        if calls is None:
+            raise CookbookError(
+                f"message {i} is a tool result with no assistant tool call before it; put the assistant message "
+                "that calls the tool first, or drop the result"
+            )
+        ids = [c.id for c in calls if getattr(c, "id", None)]
+        wanted = m.get("tool_call_id")
+        if wanted and ids and wanted not in ids:
+            raise CookbookError(
+                f"message {i} is a tool result for tool_call_id {wanted!r}, which the assistant message before it "
+                f"does not call (its calls: {', '.join(ids)})"
+            )

@@ -39,7 +39,6 @@ A report is ok when nothing mismatched or failed and at least one comparison was
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -416,10 +415,6 @@ def _check_continues_prompt(outcome: _Outcome, prompt: _Outcome | None, tokenize
         f"documented difference ({comparison.detail}), but the example does not continue the template's generation prompt",
         diff,
     )
-
-
-def report_json(report: CheckReport) -> str:
-    return json.dumps(report.to_json(), ensure_ascii=False)
 
 
 # -- round trips ------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.config import config_differences, redact
 from cookbook_cli.errors import CookbookError, RunInterrupted
-from cookbook_cli.run.checkpoints import Checkpointer, Position, check_record, damage, resume_position
+from cookbook_cli.run.checkpoints import Checkpointer, Position, resume_position
 from cookbook_cli.run.directory import OWN_FILES, RunDir, foreign_entries, is_run
 from cookbook_cli.run.files import CHECKPOINTS, CONFIG, LOCK, METRICS, read_json, read_jsonl, rewrite_jsonl, write_json_atomic
 from cookbook_cli.run.lock import RunLock, is_locked
@@ -298,27 +298,18 @@ def _as_json(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pick_checkpoint(directory: RunDir, say: Callable[[str], None]) -> dict[str, Any] | None:
-    """The newest intact checkpoint, passing over damaged ones with a notice; the
-    records after it are dropped (the run continues from it)."""
-    records = directory.checkpoints()
-    for number, record in enumerate(records, start=1):
-        check_record(record, number, directory.path)
-    for i in range(len(records) - 1, -1, -1):
-        problem = damage(directory, records[i])
-        if problem is None:
-            if i < len(records) - 1 or directory.checkpoints_path.read_bytes()[-1:] not in (b"", b"\n"):
-                rewrite_jsonl(directory.checkpoints_path, records[: i + 1])
-            return records[i]
-        older = f"; trying {records[i - 1].get('name')}" if i > 0 else ""
-        say(f"Checkpoint {records[i].get('name')} is damaged ({problem}){older}")
-    if records:
-        raise CookbookError(
-            f"no intact checkpoint is left in {str(directory.path)!r} ({len(records)} recorded, all damaged); "
-            "start over with --if-exists overwrite"
-        )
-    if directory.checkpoints_path.exists():
-        rewrite_jsonl(directory.checkpoints_path, [])  # drops a torn line
-    return None
+    """The newest intact checkpoint (the run directory reader's pick); the
+    records after it, and a torn last line, are dropped (the run continues from it)."""
+    from cookbook_cli.run.reader import RunReader
+
+    records, i = RunReader(directory.path).latest_intact(say)
+    if i is None:
+        if directory.checkpoints_path.exists():
+            rewrite_jsonl(directory.checkpoints_path, [])  # drops a torn line
+        return None
+    if i < len(records) - 1 or directory.checkpoints_path.read_bytes()[-1:] not in (b"", b"\n"):
+        rewrite_jsonl(directory.checkpoints_path, records[: i + 1])
+    return records[i]
 
 
 @contextmanager

@@ -14,7 +14,7 @@ run is shown with what is wrong with it instead of failing the whole list.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class RunRow:
     checkpoint: str | None  # the newest checkpoint's name
     checkpoint_step: int | None
     problem: str | None = None  # why the run's files could not be read
+    #: The recipe's main metrics at their last logged value (see `main_metrics`), in its order.
+    main: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +67,29 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
 
     walk(root, 1)
     return found
+
+
+#: Each built-in recipe's main metrics, as `runs list` shows them: (metrics.jsonl key, label).
+#: A recipe registered by a plugin declares its own with `register(..., main_metrics=[...])`.
+MAIN_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
+    "sl": (("loss", "loss"), ("test_nll", "test NLL")),
+    "rl": (("env/reward/mean", "reward"),),
+    "dpo": (("accuracy", "accuracy"), ("margin", "margin")),
+    "distill": (("teacher_kl", "teacher KL"),),
+}
+_FALLBACK = (("loss", "loss"), ("env/reward/mean", "reward"))
+
+
+def main_metrics(recipe: str | None) -> tuple[tuple[str, str], ...]:
+    """(key, label) of the metrics that say how a run of `recipe` is going."""
+    from cookbook_cli.plugins import registry
+
+    recipes = registry.ALL.get("register_recipes")
+    entry = recipes.entries().get(recipe or "") if recipes is not None else None
+    declared = entry.extra.get("main_metrics") if entry is not None else None
+    if declared:
+        return tuple((k, k) if isinstance(k, str) else tuple(k) for k in declared)  # type: ignore[misc]
+    return MAIN_METRICS.get(recipe or "", _FALLBACK)
 
 
 def _recipe_of(directory: RunDir, config: dict[str, Any]) -> str | None:
@@ -98,6 +123,12 @@ def run_row(path: Path) -> RunRow:
         total = config["max_steps"]
     last_loss = next((_number(r["loss"]) for r in reversed(steps) if "loss" in r), None)
     last_reward = next((_number(r["env/reward/mean"]) for r in reversed(steps) if "env/reward/mean" in r), None)
+    recipe = _recipe_of(directory, config)
+    main = {}
+    for key, label in main_metrics(recipe):
+        value = next((_number(r[key]) for r in reversed(steps) if key in r), None)
+        if value is not None:
+            main[label] = value
     newest = checkpoints[-1] if checkpoints else None
     if locked:
         state = RUNNING
@@ -109,7 +140,7 @@ def run_row(path: Path) -> RunRow:
         state = RESUMABLE
     return RunRow(
         str(path),
-        _recipe_of(directory, config),
+        recipe,
         config.get("model") if isinstance(config.get("model"), str) else None,
         steps_done,
         total,
@@ -118,6 +149,7 @@ def run_row(path: Path) -> RunRow:
         state,
         newest.get("name") if newest else None,
         newest.get("step") if newest else None,
+        main=main,
     )
 
 

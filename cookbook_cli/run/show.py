@@ -32,7 +32,9 @@ EVAL_KEYS = ("test_nll", "test/accuracy")
 
 
 @dataclass
-class Run:
+class RunSummary:
+    """What `runs show` reads of a run directory: its config, metrics and checkpoint records."""
+
     path: Path
     config: dict[str, Any]
     metrics: list[dict[str, Any]]
@@ -56,7 +58,7 @@ class Run:
         return sum(1 for r in self.metrics if not r.get("final"))
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path) -> RunSummary:
     p = Path(path).expanduser()
     if not p.exists():
         raise CookbookError(f"log directory {str(p)!r} does not exist")
@@ -70,7 +72,7 @@ def load_run(path: str | Path) -> Run:
             config = json.loads((p / CONFIG).read_text(encoding="utf-8"))
         except ValueError as e:
             raise CookbookError(f"{p / CONFIG} is not valid JSON: {e}") from None
-    return Run(p, config, read_jsonl(p / METRICS), read_jsonl(p / CHECKPOINTS))
+    return RunSummary(p, config, read_jsonl(p / METRICS), read_jsonl(p / CHECKPOINTS))
 
 
 def summary_items(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -116,7 +118,7 @@ def ascii_chart(
     return lines
 
 
-def plot_png(run: Run, out: str | Path, keys: tuple[str, ...] = tuple(CURVES)) -> Path:
+def plot_png(run: RunSummary, out: str | Path, keys: tuple[str, ...] = tuple(CURVES)) -> Path:
     """Write the run's curves to an image (needs matplotlib: the `plot` extra)."""
     try:
         import matplotlib

@@ -206,6 +206,7 @@ def new_plugin(kind: str, name: str, directory: str | Path | None = None) -> Pat
     """Write a new plugin package of `kind` registering `name` into `directory`
     (default: `./cookbook-<name>`), which must not exist or be empty. Returns it."""
     names = plugin_names(kind, name)
+    _refuse_registered(names)
     target = Path(directory).expanduser() if directory is not None else default_directory(names)
     if target.exists():
         if not target.is_dir():
@@ -228,6 +229,20 @@ def new_plugin(kind: str, name: str, directory: str | Path | None = None) -> Pat
     except OSError as e:
         raise CookbookError(f"cannot write the plugin package into {target}: {e.strerror or e}") from None
     return target
+
+
+def _refuse_registered(names: PluginNames) -> None:
+    """A name another plugin already registers would make both clash (every
+    command using that registry would fail) once the new package is installed."""
+    from cookbook_cli.plugins import registry
+
+    hook, list_command = KIND_INFO[names.kind]
+    entry = registry.ALL[hook].entries().get(names.name)
+    if entry is not None:
+        raise CookbookError(
+            f"{names.kind} {names.name!r} is already registered by {entry.plugin!r}; installed beside it, a plugin "
+            f"registering it again would clash: choose another name (`{list_command}` shows those taken)"
+        )
 
 
 def tiny_tokenizer_path() -> Path:

@@ -101,10 +101,9 @@ def test_bad_sampling_settings(field, value, message):
         SamplingSettings(**{field: value}).check()
 
 
-def test_rl_imports_still_work():
-    from cookbook_cli.rl.completers import SamplingClientCompleter as Old
+def test_rl_types_share_the_completers_tokens_type():
     from cookbook_cli.rl.types import TokensWithLogprobs
 
     from cookbook_cli import completers
 
-    assert Old is completers.SamplingClientCompleter and TokensWithLogprobs is completers.TokensWithLogprobs
+    assert TokensWithLogprobs is completers.TokensWithLogprobs

@@ -30,7 +30,8 @@ def test_nll_equals_the_training_clients_test_nll(lora_run, tmp_path):
     from cookbook_cli.recipes.sl import _weighted_nll
     from cookbook_cli.sources import create_service, renderer_for, resolve_source
 
-    r = cli("eval", "--run", str(lora_run), "--out", str(tmp_path / "res"), "--json", "nll", "max_examples=3")
+    # the run held out no rows (test_size=0), so the file is named
+    r = cli("eval", "--run", str(lora_run), "--out", str(tmp_path / "res"), "--json", "nll", f"path={sample_conversations_path()}", "max_examples=3")
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.output.strip().splitlines()[-1])["results"]["nll"]["metrics"]
     source = resolve_source(run=lora_run)
@@ -75,7 +76,9 @@ def test_all_checkpoints_table_and_plot(lora_run, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     monkeypatch.setenv("COLUMNS", "200")
     png = tmp_path / "curve.png"
-    r = cli("eval", "--run", str(lora_run), "--all-checkpoints", "--plot", str(png), "nll", "max_examples=2")
+    from cookbook_cli.data.builders import sample_conversations_path
+
+    r = cli("eval", "--run", str(lora_run), "--all-checkpoints", "--plot", str(png), "nll", f"path={sample_conversations_path()}", "max_examples=2")
     assert r.exit_code == 0, r.output
     assert "step-000001" in r.output and "final-000002" in r.output and "nll/nll" in r.output
     assert png.stat().st_size > 1000

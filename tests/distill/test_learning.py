@@ -53,7 +53,7 @@ def held_out(tmp_path_factory, teacher, toy_model):
 
     from cookbook_cli.distill.prompts import as_prompt, prompt_tokens
     from cookbook_cli.distill.teachers import resolve_teacher
-    from cookbook_cli.engines.registration import create_local
+    from cookbook_cli.engines.builtin import create_local
     from cookbook_cli.renderers import get_renderer
     from cookbook_cli.rl.toy_tokenizer import toy_tokenizer_path
     from cookbook_cli.tokenizers import get_tokenizer
@@ -77,7 +77,7 @@ def student_nll(model_path: str | None, base_model: str, completions) -> float:
     """The student's mean NLL per token of the teacher's completions."""
     from tinker.types import ModelInput
 
-    from cookbook_cli.engines.registration import create_local
+    from cookbook_cli.engines.builtin import create_local
 
     service = create_local(**DEVICE)
     try:

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sl_helpers import interrupt_cli, resume_words, rows, run_cli
+from sl_helpers import resume_words, rows, run_cli, signal_after_step
 
 pytest.importorskip("torch")
 
@@ -39,22 +39,13 @@ def final_weights(log_dir: Path) -> dict:
     return load_file(str(log_dir / record["state_path"] / "weights.safetensors"))
 
 
-def kill_after_step(step: int) -> str:
-    return (
-        "import os, signal\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
-        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
-        f"    if s == {step}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "_d.RunDir.log_metrics = log_metrics\n"
-    )
-
-
 def test_sync_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path, toy_model, prompt_file):
     reference = tmp_path / "reference"
     proc = run_cli(distill_args(toy_model, prompt_file, reference))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "teacher KL" in proc.stdout
     log_dir = tmp_path / "run"
-    proc = run_cli(distill_args(toy_model, prompt_file, log_dir), prelude=kill_after_step(2))
+    proc = run_cli(distill_args(toy_model, prompt_file, log_dir), prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
     proc = run_cli(distill_args(toy_model, prompt_file, log_dir, "--if-exists", "resume"))
@@ -69,7 +60,7 @@ def test_sync_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path, toy_model
 def test_async_killed_with_9_resumes_with_each_step_once(tmp_path, toy_model, prompt_file):
     log_dir = tmp_path / "run"
     args = distill_args(toy_model, prompt_file, log_dir, "--max-steps-off-policy", "1")
-    proc = run_cli(args, prelude=kill_after_step(2))
+    proc = run_cli(args, prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     proc = run_cli([*args[:-3], "--if-exists", "resume", *args[-3:]])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -114,7 +105,7 @@ def assert_same_off_policy_run(log_dir: Path, reference: Path) -> None:
 
 def test_off_policy_killed_with_9_resumes_to_the_uninterrupted_run(off_policy_reference, tmp_path, toy_model):
     log_dir = tmp_path / "run"
-    proc = run_cli(off_policy_args(toy_model, log_dir), prelude=kill_after_step(2))
+    proc = run_cli(off_policy_args(toy_model, log_dir), prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
     proc = run_cli(off_policy_args(toy_model, log_dir, "--if-exists", "resume"))
@@ -125,7 +116,7 @@ def test_off_policy_killed_with_9_resumes_to_the_uninterrupted_run(off_policy_re
 
 def test_off_policy_ctrl_c_says_where_it_stopped_and_resumes_exactly(off_policy_reference, tmp_path, toy_model):
     log_dir = tmp_path / "run"
-    proc = interrupt_cli(off_policy_args(toy_model, log_dir), log_dir, signal.SIGINT, after_step=2)
+    proc = run_cli(off_policy_args(toy_model, log_dir), prelude=signal_after_step(2, signal.SIGINT))
     assert proc.returncode == 130, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Stopped: train distill interrupted after step "), proc.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_cli.default_plugins.models import smollm2_gguf
+from cookbook_cli.models.smollm2 import smollm2_gguf
 
 
 @pytest.fixture(scope="session")

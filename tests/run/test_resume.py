@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sl_helpers import interrupt_cli, resume_words, rows, run_cli
+from sl_helpers import resume_words, rows, run_cli, signal_after_step
 
 pytest.importorskip("torch")
 
@@ -46,16 +46,6 @@ def assert_same_run(got: Path, want: Path) -> None:
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def kill_after_step(step: int) -> str:
-    """A prelude: SIGKILL the process right after metrics.jsonl holds `step`."""
-    return (
-        "import os, signal\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
-        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
-        f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "_d.RunDir.log_metrics = log_metrics\n"
-    )
-
-
 @pytest.fixture(scope="module")
 def sl_reference(tmp_path_factory) -> Path:
     log_dir = tmp_path_factory.mktemp("sl") / "reference"
@@ -66,7 +56,7 @@ def sl_reference(tmp_path_factory) -> Path:
 
 def test_a_copied_run_resumes_from_its_own_checkpoints(sl_reference, tmp_path):
     original = tmp_path / "original"
-    proc = run_cli(sl_args(original), prelude=kill_after_step(2))
+    proc = run_cli(sl_args(original), prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(original, "checkpoints.jsonl")] == [2]
     copy = tmp_path / "moved" / "copy"
@@ -84,7 +74,7 @@ def test_a_copied_run_resumes_from_its_own_checkpoints(sl_reference, tmp_path):
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(sl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = run_cli(sl_args(log_dir), prelude=kill_after_step(4))
+    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(4, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2, 4]
     weights = log_dir / "weights" / "step-000004" / "weights.safetensors"
@@ -101,7 +91,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(sl_reference
 
 def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
     log_dir = tmp_path / "run"
-    proc = run_cli(sl_args(log_dir), prelude=kill_after_step(2))
+    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL
     shutil.rmtree(log_dir / "weights" / "step-000002")
     proc = run_cli(sl_args(log_dir, "--if-exists", "resume"))
@@ -112,7 +102,7 @@ def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
 
 def test_ctrl_c_says_where_it_stopped_and_the_command_resumes_exactly(sl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = interrupt_cli(sl_args(log_dir), log_dir, signal.SIGINT, after_step=2)
+    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(2, signal.SIGINT))
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -135,7 +125,7 @@ def rl_reference(tmp_path_factory) -> Path:
 
 def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = run_cli(rl_args(log_dir), prelude=kill_after_step(3))
+    proc = run_cli(rl_args(log_dir), prelude=signal_after_step(3, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
     proc = run_cli(rl_args(log_dir, "--if-exists", "resume"))
@@ -147,7 +137,7 @@ def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_pat
 
 def test_rl_sigterm_stops_in_one_line_and_resumes_exactly(rl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = interrupt_cli(rl_args(log_dir), log_dir, signal.SIGTERM, after_step=2)
+    proc = run_cli(rl_args(log_dir), prelude=signal_after_step(2, signal.SIGTERM))
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Stopped: train rl interrupted after step" in proc.stderr
     resumed = run_cli(resume_words(proc.stderr))

@@ -7,7 +7,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +44,17 @@ def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def interrupt_cli(args: list[str], log_dir: Path, sig: int, after_step: int) -> subprocess.CompletedProcess[str]:
-    """`cookbook ARGS` in a fresh interpreter, sent `sig` once metrics.jsonl holds `after_step`."""
-    code = f"import sys\nfrom cookbook_cli.cli.main import main\nsys.argv = ['cookbook', *{args!r}]\nmain()\n"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not any(r.get("step") == after_step for r in rows(log_dir)):
-        assert proc.poll() is None, proc.stderr.read()[-2000:] if proc.stderr else ""
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.kill(proc.pid, sig)
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+def signal_after_step(step: int, sig: int) -> str:
+    """A prelude: the run sends itself `sig` right after metrics.jsonl holds
+    `step`, as a Ctrl-C or `kill` at that moment would. Sent from the event
+    itself, not after polling the file, so a busy machine cannot let the run
+    finish first."""
+    return (
+        "import os\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
+        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
+        f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), {int(sig)})\n"
+        "_d.RunDir.log_metrics = log_metrics\n"
+    )
 
 
 def resume_words(stderr: str) -> list[str]:

@@ -2,10 +2,11 @@
 
 `examples` checks each Datum and keeps its arrays; `packing.plan_batch` lays
 the sequences out; `MicroBatchTensors.build` makes one micro-batch's tensors.
-A row may hold several sequences: each gets position ids counting from 0, from
-which transformers builds a block-diagonal causal mask (or, with flash
-attention, variable-length kernels), so every sequence gets the logits it would
-get alone. Slots after a row's last sequence are padding: they carry on its
+A row may hold several sequences: each gets position ids counting from 0 and
+attends only within itself (per-sequence causal attention, see `attention`;
+flash attention's variable-length kernels; or the block-diagonal causal mask
+transformers builds from the position ids), so every sequence gets the logits
+it would get alone. Slots after a row's last sequence are padding: they carry on its
 positions, which a causal mask keeps out of every real token's view, and
 `mask` zeroes them in every loss.
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cookbook_cli.engines.local.attention import is_packed, segment_kwargs
 from cookbook_cli.engines.local.packing import CostModel, MicroBatch, plan_batch
 from cookbook_cli.errors import CookbookError
 
@@ -108,7 +110,10 @@ def cost_model(model: Any) -> CostModel:
     head_dim = getattr(config, "head_dim", None) or ((getattr(config, "hidden_size", 0) or 0) // max(heads, 1))
     per_score = 2.0 * layers * heads * head_dim  # q.k and the weighted sum of v
     impl = str(getattr(config, "_attn_implementation", "") or "")
-    return CostModel(per_slot=per_slot, per_score=per_score, varlen="flash" in impl)
+    # cookbook_packed computes scores within each sequence unless the model
+    # attends through a sliding window (then it falls back to the masked sdpa).
+    varlen = "flash" in impl or (is_packed(model) and getattr(config, "sliding_window", None) is None)
+    return CostModel(per_slot=per_slot, per_score=per_score, varlen=varlen)
 
 
 @functools.cache
@@ -202,7 +207,7 @@ def target_logprobs(model: Any, mb: MicroBatchTensors, float_dtype: torch.dtype)
     when grad is enabled. Computed from upcast logits (never in bf16)."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=mb.input_ids, position_ids=mb.position_ids, use_cache=False).logits
+    logits = model(input_ids=mb.input_ids, position_ids=mb.position_ids, use_cache=False, **segment_kwargs(model, mb.layout)).logits
     logits = logits.to(float_dtype)
     R, W, V = logits.shape
     if mb.targets.dim() == 2:

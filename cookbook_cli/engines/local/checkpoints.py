@@ -74,7 +74,33 @@ def read_meta(folder: Path) -> dict[str, Any]:
         raise CookbookError(f"cannot read {folder / META}: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CookbookError(f"{folder} was not written by this version of the local engine (format {FORMAT})")
+    if meta.get("kind") == "sampler" and meta.get("lora_rank"):
+        check_adapter_config(folder)
     return meta
+
+
+def check_adapter_config(folder: Path) -> dict[str, Any]:
+    """The LoRA adapter's `adapter_config.json`, checked for what peft and the
+    export merge read (before either loads a model, which fails deep inside on a damaged file)."""
+    from cookbook_cli.user_files import read_json
+
+    path = folder / "adapter_config.json"
+    config = read_json(path, "adapter config")
+    damaged = f"{path} is damaged"
+    fix = "the checkpoint cannot be used: pick another (--checkpoint) or train again"
+    if not isinstance(config, dict):
+        raise CookbookError(f"{damaged} (not a JSON object); {fix}")
+    if config.get("peft_type") != "LORA":
+        raise CookbookError(f"{damaged}: peft_type is {config.get('peft_type')!r}, not 'LORA'; {fix}")
+    r, alpha = config.get("r"), config.get("lora_alpha")
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise CookbookError(f"{damaged}: 'r' must be a positive whole number, got {r!r}; {fix}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise CookbookError(f"{damaged}: 'lora_alpha' must be a number, got {alpha!r}; {fix}")
+    targets = config.get("target_modules")
+    if not (isinstance(targets, str) or (isinstance(targets, list) and all(isinstance(t, str) for t in targets))):
+        raise CookbookError(f"{damaged}: 'target_modules' must be a list of module names, got {targets!r}; {fix}")
+    return config
 
 
 @contextmanager

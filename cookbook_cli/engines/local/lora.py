@@ -8,8 +8,9 @@ full fine-tuning: every parameter trains and peft is not involved.
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cookbook_cli.errors import CookbookError
 
@@ -64,7 +65,72 @@ def apply_lora(
         for p in wrapped.parameters():
             if p.requires_grad:
                 p.data = p.data.to(torch.float64)
+    fuse_adapters(wrapped)
     return wrapped
+
+
+def fuse_adapters(model: torch.nn.Module) -> int:
+    """Give every peft LoRA Linear of `model` the fused forward (`FusedLoraLinear`);
+    how many it changed. Parameters, names and saved adapters stay peft's."""
+    from peft.tuners.lora.layer import Linear
+
+    fused = _fused_class()
+    changed = 0
+    for module in model.modules():
+        if type(module) is Linear:
+            module.__class__ = fused
+            changed += 1
+    return changed
+
+
+@functools.cache
+def _fused_class() -> type:
+    """peft's LoRA Linear with `base(x) + scale * B(A(x))` as one addmm.
+
+    peft computes the adapter's output, multiplies it by the scale and adds it
+    to the base output: two more passes over a (tokens x out_features) tensor
+    in the forward pass and one in the backward, which for the output
+    embedding (49,152 columns in SmolLM2) cost as much as its low-rank matmuls.
+    addmm_ accumulates `scale * h @ B.T` into the base output inside the matmul
+    (in place: the base matmul's backward does not need its output) and applies
+    the scale to the rank-wide gradients only. The same sum as
+    peft's, rounded differently (float tolerance); anything but the plain case
+    (dropout, merged or several adapters, DoRA and other variants) is peft's own
+    forward."""
+    import torch
+    from peft.tuners.lora.layer import Linear
+
+    class FusedLoraLinear(Linear):
+        def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            active = self.active_adapters
+            name = active[0] if len(active) == 1 else None
+            if (
+                args
+                or kwargs
+                or name not in self.lora_A
+                or self.disable_adapters
+                or self.merged
+                or name in self.lora_variant
+                or not isinstance(self.lora_dropout[name], torch.nn.Identity)
+                or self.lora_B[name].bias is not None
+            ):
+                return super().forward(x, *args, **kwargs)
+            base = self.base_layer
+            a, b = self.lora_A[name], self.lora_B[name]
+            rows = x.reshape(-1, x.shape[-1])
+            if type(base) is torch.nn.Linear:
+                # A 2-D output of its own (not a view), which addmm_ may update in place.
+                result = torch.nn.functional.linear(rows, base.weight, base.bias)
+            else:
+                result = base(x).reshape(-1, base.out_features)
+            out_dtype = result.dtype
+            h = a(rows.to(a.weight.dtype))
+            total = result.addmm_(h, b.weight.t(), alpha=self.scaling[name]) if result.dtype == h.dtype else torch.addmm(
+                result.to(h.dtype), h, b.weight.t(), alpha=self.scaling[name]
+            )
+            return total.view(*x.shape[:-1], total.shape[-1]).to(out_dtype)
+
+    return FusedLoraLinear
 
 
 def snapshot(model: torch.nn.Module) -> torch.nn.Module:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cookbook_cli.engines.local.attention import use_packed_attention
 from cookbook_cli.engines.local.shapes import is_random_model, parse_random_model
 from cookbook_cli.errors import CookbookError, first_line
 
@@ -87,11 +88,14 @@ def build_random_model(base_model: str, attention: str | None = None) -> tuple[t
 def _load_pretrained(source: str, dtype: torch.dtype, cache_dir: str | None, attention: str | None) -> Any:
     from transformers import AutoModelForCausalLM
 
+    from cookbook_cli.engines.local.quiet import no_hf_progress_bars
+
     extra = {"attn_implementation": attention} if attention else {}
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, cache_dir=cache_dir, local_files_only=_offline() or Path(source).is_dir(), **extra
-        )
+        with no_hf_progress_bars():  # its "Loading weights" bar leaked into eval, chat, distill and sample
+            return AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, cache_dir=cache_dir, local_files_only=_offline() or Path(source).is_dir(), **extra
+            )
     except (OSError, ValueError) as e:
         raise CookbookError(f"cannot load model {source!r}: {first_line(e)}") from None
 
@@ -141,4 +145,6 @@ def load_base_model(
                 "(cookbook models list), a Hugging Face repo id (owner/name), or random:<shape>:<tokenizer> such as random:tiny:llama3"
             )
     model.eval()  # no dropout anywhere: forward and forward_backward see the same function
+    if attention is None:
+        use_packed_attention(model)
     return LoadedModel(model, tokenizer, base_model, _eos_ids(model, tokenizer))

@@ -1,8 +1,9 @@
 """The local engine's SamplingClient: one frozen model, sampling and scoring.
 
 Calls are queued, not run one by one: the service worker takes every request
-waiting for this client's model at once, scores the `compute_logprobs` ones in
-packed forward passes, and decodes the `sample` ones in one batch
+waiting for this client's model at once, scores the `compute_logprobs` ones
+(each in its own forward pass, so a score never depends on which requests
+arrived beside it), and decodes the `sample` ones in one batch
 (`generation.Decoder`). A request that arrives while a batch decodes joins it
 at the next step, unless other work (a training step) is waiting for the
 worker: then it waits for its own turn, so sampling never starves training.
@@ -113,7 +114,13 @@ class LocalSamplingClient:
 
         svc = self._service
         try:
-            results = score(self.model, svc.precision, [r.tokens for r in requests], svc.packing, svc.max_tokens_for(self._vocab_size))
+            # One pass per request: which requests share a job depends on when they
+            # arrive, and a sequence's logprobs differ (~1e-6) with what it is packed
+            # beside, so packing them together made a run's metrics depend on timing.
+            results = [
+                score(self.model, svc.precision, [r.tokens], svc.packing, svc.max_tokens_for(self._vocab_size))[0]
+                for r in requests
+            ]
         except BaseException as e:  # noqa: BLE001 - handed to every caller waiting on it
             for r in requests:
                 r.future.set_exception(e)

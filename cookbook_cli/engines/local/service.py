@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from cookbook_cli.engines.futures import LocalFuture
 from cookbook_cli.engines.local import checkpoints
 from cookbook_cli.engines.local.precision import Precision
+from cookbook_cli.engines.local.threads import follow_allowed_cpus
 from cookbook_cli.errors import CookbookError
 
 T = TypeVar("T")
@@ -85,6 +86,7 @@ class LocalServiceClient:
         self.max_tokens_per_microbatch = _positive("max_tokens_per_microbatch", max_tokens_per_microbatch)
         self.max_sampling_rows = _positive("max_sampling_rows", max_sampling_rows)
         self.precision = Precision.choose(device, dtype)
+        follow_allowed_cpus()
         self.checkpoint_dir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else default_checkpoint_dir()
         self.cache_dir = str(cache_dir) if cache_dir is not None else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cookbook-local")
@@ -218,7 +220,9 @@ class LocalServiceClient:
         import peft
 
         loaded = load_base_model(meta["base_model"], self.precision.compute, self.cache_dir, self._attention())
-        with warnings.catch_warnings():
+        from cookbook_cli.engines.local.quiet import no_hf_progress_bars
+
+        with warnings.catch_warnings(), no_hf_progress_bars():
             warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
             loaded.model = peft.PeftModel.from_pretrained(loaded.model, str(folder))

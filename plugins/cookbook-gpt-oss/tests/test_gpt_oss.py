@@ -215,11 +215,10 @@ def test_tool_results(r, tok):
     assert '<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Oslo"}<|call|>' in text
     assert text.endswith('<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"cold \\"and\\" dark"<|end|><|start|>assistant')
     assert "# Tools\n\n## functions\n\nnamespace functions {\n\n// Weather for a city.\ntype get_weather = (_: {\ncity: string,\n}) => any;\n\n} // namespace functions<|end|>" in text
-    orphan = conv(U, {"role": "tool", "content": "x"})
-    with pytest.raises(CookbookError, match="answers no tool call"):
-        rm.build_generation_tokens(orphan.messages)
-    named = conv(U, {"role": "tool", "content": "x", "name": "get_weather"})
-    assert "<|start|>functions.get_weather to=assistant" in tok.decode(rm.build_generation_tokens(named.messages))
+    # gpt-oss's template raises on a tool result with no tool call before it, named or not
+    for orphan in (conv(U, {"role": "tool", "content": "x"}), conv(U, {"role": "tool", "content": "x", "name": "get_weather"})):
+        with pytest.raises(CookbookError, match="tool result with no assistant tool call before it"):
+            rm.build_generation_tokens(orphan.messages)
 
 
 def test_documented_multiple_calls_and_thinking_with_text(r, tok):

@@ -1,4 +1,5 @@
-"""Core's built-in dataset builders, registered through `register_dataset_builders`."""
+"""Core's built-in dataset builders (supervised, preference and distillation
+prompts), registered through `register_dataset_builders`."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ def register_builtin_dataset_builders(register: Register) -> None:
         "Any Hugging Face dataset or parquet/JSON file with a messages column (dataset.path=...)",
         kind="supervised",
     )
-    register_preference_dataset_builders(register)
 
 
-def register_preference_dataset_builders(register: Register) -> None:
+@hookimpl(specname="register_dataset_builders")
+def register_builtin_preference_builders(register: Register) -> None:
     from cookbook_cli.preference.builders import (
         ComparisonsBuilder,
         HelpSteer3Builder,
@@ -62,4 +63,16 @@ def register_preference_dataset_builders(register: Register) -> None:
         HelpSteer3Builder,
         "nvidia/HelpSteer3 preference: two responses rated -3..3, ties skipped (the Hub or a local copy)",
         kind="preference",
+    )
+
+
+@hookimpl(specname="register_dataset_builders")
+def register_builtin_prompt_builders(register: Register) -> None:
+    from cookbook_cli.distill.prompts import PromptFileBuilder
+
+    register(
+        "prompt_file",
+        PromptFileBuilder,
+        "JSONL of conversations ending in a user turn: prompts for train distill (--prompts FILE selects it)",
+        kind="prompt",
     )

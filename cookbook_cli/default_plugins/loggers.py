@@ -6,41 +6,17 @@ opens the logger, so the CLI starts as fast without them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cookbook_cli.plugins.spec import Register, hookimpl
-
-
-def _open_wandb(ctx: Any) -> Any:
-    from cookbook_cli.loggers.wandb_logger import open_wandb
-
-    return open_wandb(ctx)
-
-
-def _open_tensorboard(ctx: Any) -> Any:
-    from cookbook_cli.loggers.tensorboard_logger import open_tensorboard
-
-    return open_tensorboard(ctx)
-
-
-def _open_mlflow(ctx: Any) -> Any:
-    from cookbook_cli.loggers.mlflow_logger import open_mlflow
-
-    return open_mlflow(ctx)
-
-
-def _check_wandb(options: dict[str, str]) -> None:
-    from cookbook_cli.loggers.wandb_logger import check_options
-
-    check_options(options)
 
 
 @hookimpl(specname="register_loggers")
 def register_builtin_loggers(register: Register) -> None:
+    from cookbook_cli.loggers.builtin import check_wandb, open_mlflow, open_tensorboard, open_wandb
+
     # Field lists are spelled here (not imported) so that listing loggers imports no logger module.
     register(
         "wandb",
-        _open_wandb,
+        open_wandb,
         "Weights & Biases: metrics, config, transcripts; files in <run>/wandb (WANDB_MODE=offline works)",
         fields={
             "project": "W&B project (default: WANDB_PROJECT, else 'cookbook')",
@@ -51,13 +27,13 @@ def register_builtin_loggers(register: Register) -> None:
             "notes": "a description of the run",
             "mode": "online, offline or disabled (default: WANDB_MODE, else online)",
         },
-        check_options=_check_wandb,
+        check_options=check_wandb,
         requires=("wandb",),
         extra="wandb",
     )
     register(
         "tensorboard",
-        _open_tensorboard,
+        open_tensorboard,
         "TensorBoard event files in <run>/tensorboard: scalars, config and checkpoints as text",
         fields={},
         requires=("tensorboard",),
@@ -65,7 +41,7 @@ def register_builtin_loggers(register: Register) -> None:
     )
     register(
         "mlflow",
-        _open_mlflow,
+        open_mlflow,
         "MLflow: metrics, params, transcripts as artifacts; a local store in <run>/mlflow or any tracking URI",
         fields={
             "tracking_uri": "where runs are stored (default: MLFLOW_TRACKING_URI, else <run>/mlflow/mlflow.db)",
