@@ -176,7 +176,9 @@ def output_row(prompt: Prompt, completion: Completion, index: int) -> dict[str, 
 
 
 def prompt_seed(seed: int | None, index: int) -> int | None:
-    """Each prompt's own seed, so a resumed file holds what one uninterrupted call would have."""
+    """Each prompt's own seed, so a resumed file holds the replies one uninterrupted
+    call would have written (their logprobs to the float rounding of the decode
+    batch each prompt shared; with `concurrency=1`, to the bit)."""
     return None if seed is None else random.Random(f"{seed}/{index}").getrandbits(31)
 
 
