@@ -16,8 +16,9 @@ bring their own prompts, and every batch mixes them by `weight`.
 
 Off-policy (`mode=off_policy`): on a fixed supervised dataset, the teacher's
 top-K next-token distribution at every trained position (renormalised over
-the K) is the soft target of a `cross_entropy` over (N, K) targets. The
-teacher's top-K are cached in the run (`teacher_topk/`).
+the K) is the soft target of a `cross_entropy` over (N, K) targets, in the
+epoch loop (`recipes/epoch_loop.py`, as `train sl`). The teacher's top-K are
+cached in the run (`teacher_topk/`).
 
 Everything else is the shared run lifecycle: validate before writing,
 checkpoints every `save_every` steps, resume with `--if-exists resume`.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,10 +219,19 @@ class DistillResult:
 
 def train(config: DistillConfig, options: RunOptions | None = None) -> DistillResult:
     """Run distillation as configured: the library entry point of `cookbook train distill`."""
-    return asyncio.run(train_async(config, options))
+    args = _prepare(config, options)
+    # off-policy runs the (synchronous) epoch loop in this thread, where Ctrl-C arrives
+    return asyncio.run(_on_policy(*args)) if args[0].mode == "on_policy" else _off_policy(*args)
 
 
 async def train_async(config: DistillConfig, options: RunOptions | None = None) -> DistillResult:
+    """`train` from async code."""
+    args = _prepare(config, options)
+    return await (_on_policy(*args) if args[0].mode == "on_policy" else asyncio.to_thread(_off_policy, *args))
+
+
+def _prepare(config: DistillConfig, options: RunOptions | None) -> tuple[DistillConfig, Any, list[Teacher], Renderer, RunOptions]:
+    """The resolved config, the run's settings, the teachers and the student's renderer."""
     from cookbook_cli.models import tokenizer_for_model
     from cookbook_cli.renderers import get_renderer
     from cookbook_cli.tokenizers import get_tokenizer
@@ -231,9 +241,7 @@ async def train_async(config: DistillConfig, options: RunOptions | None = None) 
     teachers = _resolve_teachers(cfg, cfg.engine)
     tokenizer = get_tokenizer(tokenizer_for_model(cfg.model, cfg.engine))
     student = get_renderer(cfg.renderer, tokenizer)
-    settings = run_settings("distill", cfg, options)
-    args = (cfg, settings, teachers, student, options)
-    return await (_on_policy(*args) if cfg.mode == "on_policy" else _off_policy(*args))
+    return cfg, run_settings("distill", cfg, options), teachers, student, options
 
 
 def _plan(cfg: DistillConfig, i: int, teacher: Teacher, student: Renderer, prompts: Any, source: str, tokenizer: str | None) -> Any:
@@ -440,14 +448,14 @@ class _OnPolicyStep:
 # -- off-policy -----------------------------------------------------------------------------------
 
 
-async def _off_policy(cfg: DistillConfig, settings: Any, teachers: list[Teacher], student: Renderer, options: RunOptions) -> DistillResult:
+def _off_policy(cfg: DistillConfig, settings: Any, teachers: list[Teacher], student: Renderer, options: RunOptions) -> DistillResult:
+    """Off-policy distillation on the epoch loop: each batch's teacher top-K is
+    fetched as the batch is built (with `pipeline`, while the previous step
+    trains), then the step trains the soft targets with `cross_entropy`."""
     from cookbook_cli.distill.prompts import as_prompt
     from cookbook_cli.distill.topk import TopKCache, soft_target_metrics
-    from cookbook_cli.rl.sampler import train_on_batch
-    from cookbook_cli.recipes.sampler_loop import save_checkpoint
-    from cookbook_cli.evaluation.in_training import prepare_evaluators
-    from cookbook_cli.run.lifecycle import open_run
-    from cookbook_cli.run.progress import StepProgress
+    from cookbook_cli.recipes.epoch_loop import EpochSteps, run_epoch_loop
+    from cookbook_cli.rl.sampler import batch_results
 
     src, teacher = cfg.teachers[0], teachers[0]
     label = teacher_labels(cfg.teachers)[0]
@@ -456,69 +464,73 @@ async def _off_policy(cfg: DistillConfig, settings: Any, teachers: list[Teacher]
     source = f"dataset {src.prompts.describe()}"
     probe = [p for p in (as_prompt(c) for c in data.conversations[:8]) if p is not None]
     plan = _plan(cfg, 0, teacher, student, probe, source, teacher.tokenizer)
-    batches_per_epoch = len(data)
-    total_steps = cfg.epoch_steps(batches_per_epoch, options.say)
-    evaluators = prepare_evaluators(cfg.evaluators, student)
+    total_steps = cfg.epoch_steps(len(data), options.say)
 
-    with open_run(settings) as run:
-        start = run.start_position(batches_per_epoch, total_steps)
-        t_start = time.monotonic()
-        tc = await run.training_client_async(cfg.model, cfg.lora_rank, cfg.seed)
-        _, (scorer,) = await _scorers(cfg, run, [teacher], [plan], student, [label], [probe], [source])
-        cache = TopKCache(run.subdir("teacher_topk"), scorer.client, teacher.identity, cfg.topk)
-        result = DistillResult(run.path, cfg.mode, total_steps, start.step, start.step)
+    # The teacher's client and the top-K cache are async; one event loop serves them for the whole run.
+    with asyncio.Runner() as aio:
+        batches = _TopKBatches(data, aio)
 
-        async def prepare(step: int) -> tuple[Any, Any, Any, float]:
+        def start(run: Run, client: TrainingClient, position: Any) -> None:
+            _, (scorer,) = aio.run(_scorers(cfg, run, [teacher], [plan], student, [label], [probe], [source]))
+            batches.cache = TopKCache(run.subdir("teacher_topk"), scorer.client, teacher.identity, cfg.topk)
+
+        def step(client: TrainingClient, batch: _TopKBatch, lr: float) -> Callable[[], dict[str, Any]]:
+            if not batch.datums:
+                return lambda: {**batch.metrics, "no_update": True}
             t0 = time.monotonic()
-            epoch, index = divmod(step, batches_per_epoch)
-            data.set_epoch(epoch)
-            batch = data.build_batch(index)
-            datums, targets = await cache.datums(batch.datums)
-            return batch, datums, targets, time.monotonic() - t0
+            fb = client.forward_backward(batch.datums, "cross_entropy")
+            opt = client.optim_step(cfg.adam.params(lr))
 
-        ahead: asyncio.Task[Any] | None = None
-        plain = None if options.progress is None else not options.progress
-        evaluate = evaluation(cfg, evaluators, student, tc)
-        try:
-            with StepProgress(total_steps, f"train distill off-policy ({label})", start=start.step, plain=plain) as bar:
-                for step in range(start.step, total_steps):
-                    t0 = time.monotonic()
-                    batch, datums, targets, teacher_seconds = await (ahead or asyncio.ensure_future(prepare(step)))
-                    # the next batch's teacher outputs are fetched while this one trains
-                    ahead = asyncio.ensure_future(prepare(step + 1)) if step + 1 < total_steps else None
-                    lr = cfg.learning_rate_at(step, total_steps)
-                    metrics: dict[str, Any] = {"lr": lr, **batch.stats.as_metrics("data/"), **await evaluate(step, False)}
-                    if not datums:
-                        metrics["no_update"] = True
-                    else:
-                        t1 = time.monotonic()
-                        logprobs, optim = await train_on_batch(tc, datums, "cross_entropy", None, cfg.adam.params(lr))
-                        metrics["time/train"] = time.monotonic() - t1
-                        metrics.update(soft_target_metrics(targets, logprobs))
-                        metrics.update(optim)
-                        check_finite(step, metrics)
-                    metrics["time/teacher"] = teacher_seconds
-                    metrics["teacher/cache_hits"] = cache.hits
-                    metrics["time/step"] = time.monotonic() - t0
-                    metrics["elapsed"] = time.monotonic() - t_start
-                    run.log_metrics(step, metrics)
-                    result.metrics.append({"step": step, **metrics})
-                    result.steps_done = step + 1
-                    if step + 1 < total_steps and cfg.save_every and (step + 1) % cfg.save_every == 0:
-                        await save_checkpoint(run, step + 1, batches_per_epoch, final=False)
-                    bar.update(step + 1, kl=metrics.get("teacher_kl"), **{"s/step": metrics["time/step"]})
-            if result.steps_done > start.step or run.resume_from is None:
-                final = await evaluate(result.steps_done, True)
-                if final:
-                    run.log_metrics(result.steps_done, {**final, "final": True})
-                    result.metrics.append({"step": result.steps_done, **final, "final": True})
-                result.final_checkpoint = await save_checkpoint(run, result.steps_done, batches_per_epoch, final=True)
-        finally:
-            if ahead is not None:
-                ahead.cancel()
-                await asyncio.gather(ahead, return_exceptions=True)
-        result.elapsed = time.monotonic() - t_start
-        return result
+            def done() -> dict[str, Any]:
+                logprobs, optim = batch_results(fb.result(), opt.result(), len(batch.datums))
+                metrics = {**batch.metrics, "time/train": time.monotonic() - t0, **soft_target_metrics(batch.targets, logprobs), **optim}
+                check_finite(batch.step, metrics)
+                return metrics
+
+            return done
+
+        steps = EpochSteps(
+            step, start=start, pipeline=True, title=f"train distill off-policy ({label})",
+            bar_fields=lambda row: {"kl": row.get("teacher_kl"), "s/step": row.get("step_time")},
+            nothing_trained="every example was skipped: no trained token within max_length; raise --max-length or check which messages train_on_what selects",
+        )
+        done = run_epoch_loop(settings, cfg, batches, total_steps, steps, student)
+    final = [{"step": total_steps, **done.final_eval, "final": True}] if done.final_eval else []
+    return DistillResult(done.log_dir, cfg.mode, total_steps, done.start_step, total_steps, [*done.metrics, *final], done.final_checkpoint, done.elapsed)
+
+
+@dataclass
+class _TopKBatch:
+    step: int
+    datums: list[Any]  # soft-target datums
+    targets: list[Any]  # their `SoftTargets`, for the metrics
+    metrics: dict[str, Any]  # the batch's data stats and teacher timing
+
+
+class _TopKBatches:
+    """The supervised dataset's batches with the teacher's top-K as targets
+    (`EpochData` for the epoch loop); the cache is set once the run exists."""
+
+    def __init__(self, data: Any, aio: asyncio.Runner) -> None:
+        self.data = data
+        self.aio = aio
+        self.cache: Any = None
+        self.epoch_seed: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.data.set_epoch(epoch)
+        self.epoch_seed = epoch
+
+    def build_batch(self, index: int) -> _TopKBatch:
+        assert self.cache is not None and self.epoch_seed is not None
+        t0 = time.monotonic()
+        batch = self.data.build_batch(index)
+        datums, targets = self.aio.run(self.cache.datums(batch.datums))
+        metrics = {**batch.stats.as_metrics("data/"), "time/teacher": time.monotonic() - t0, "teacher/cache_hits": self.cache.hits}
+        return _TopKBatch(self.epoch_seed * len(self.data) + index, datums, targets, metrics)
 
 
 def summary(config: DistillConfig, result: DistillResult) -> list[str]:

@@ -59,7 +59,7 @@ class EpochSteps:
     compute references). `bar_fields(row)`: what the progress bar shows.
     `nothing_trained`: the end of the message of a run (or step) that trained
     nothing, saying what to change. `pipeline`: overlap steps (see the module
-    docstring)."""
+    docstring). `title`: the progress bar's label (default `train <recipe>`)."""
 
     train: Callable[[TrainingClient, Any, float], Deferred]
     evaluate: Callable[[TrainingClient], Deferred] | None = None
@@ -67,6 +67,7 @@ class EpochSteps:
     bar_fields: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda row: {})
     nothing_trained: str = "every example was skipped (raise --max-length)"
     pipeline: bool = False
+    title: str | None = None
 
 
 @dataclass
@@ -153,7 +154,7 @@ def run_epoch_loop(
             bar.update(s.step + 1, lr=s.lr, **steps.bar_fields(row))
 
         plain = None if options.progress is None else not options.progress
-        with StepProgress(total_steps, f"train {settings.recipe}", start=start.step, plain=plain) as bar:
+        with StepProgress(total_steps, steps.title or f"train {settings.recipe}", start=start.step, plain=plain) as bar:
             pending: _Step | None = None
             current = prepare(start.step) if start.step < total_steps else None
             while current is not None:

@@ -233,12 +233,17 @@ async def train_on_batch(
 
     fb_future = forward_backward_with_loss(tc, [without_mask(d) for d in data], loss_fn, loss_fn_config)
     optim_future = await tc.optim_step_async(adam_params)
-    fb = await fb_future
-    optim = await optim_future
+    return batch_results(await fb_future, await optim_future, len(data))
+
+
+def batch_results(fb: Any, optim: Any, n: int) -> tuple[list[Any], dict[str, float]]:
+    """What a forward_backward + optim_step of `n` datums gave: the learner's
+    logprobs of each datum's targets ([] when the loss returns none) and the
+    step's `optim/*` metrics."""
     metrics: dict[str, float] = {}
     for k, v in (fb.metrics or {}).items():
         metrics[f"optim/{k}"] = float(v)
     for k, v in (getattr(optim, "metrics", None) or {}).items():
         metrics[f"optim/{k}"] = float(v)
     logprobs = [out["logprobs"].to_numpy() for out in fb.loss_fn_outputs if "logprobs" in out]
-    return (logprobs if len(logprobs) == len(data) else []), metrics
+    return (logprobs if len(logprobs) == n else []), metrics

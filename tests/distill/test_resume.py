@@ -1,21 +1,22 @@
-"""On-policy distillation killed with -9 resumes as `train rl` does, on the
-local engine in real processes: synchronously to exactly the metrics and final
-weights of the uninterrupted run; asynchronously (K = 1) with every step logged
-once and no group staler than K. The teacher is another random model over the
-student's tokenizer, so there is something to learn."""
+"""Distillation interrupted resumes as `train rl` and `train sl` do, on the
+local engine in real processes. On-policy killed with -9: synchronously to
+exactly the metrics and final weights of the uninterrupted run;
+asynchronously (K = 1) with every step logged once and no group staler than
+K. Off-policy (the epoch loop) killed with -9 or Ctrl-C: to exactly the
+uninterrupted run. The teacher is another random model over the student's
+tokenizer, so there is something to learn."""
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
 import pytest
-from sl_helpers import run_cli
+from sl_helpers import resume_words, rows, run_cli, signal_after_step
 
 pytest.importorskip("torch")
 
-TIMING = ("time/", "elapsed")
+TIMING = ("time/", "step_time", "elapsed")
 
 
 def distill_args(toy_model: str, prompts: Path, log_dir: Path, *extra: str) -> list[str]:
@@ -25,11 +26,6 @@ def distill_args(toy_model: str, prompts: Path, log_dir: Path, *extra: str) -> l
         "--max-steps", "4", "--save-every", "2", "--group-size", "2", "--groups-per-batch", "2", "--lora-rank", "0", "--lr", "0.03",
         "--log-dir", str(log_dir), *extra, "max_tokens=6", "num_groups_to_log=0", "engine_options.device=cpu",
     ]
-
-
-def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
-    path = log_dir / name
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def untimed(metrics: list[dict]) -> list[dict]:
@@ -43,22 +39,13 @@ def final_weights(log_dir: Path) -> dict:
     return load_file(str(log_dir / record["state_path"] / "weights.safetensors"))
 
 
-def kill_after_step(step: int) -> str:
-    return (
-        "import os, signal\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
-        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
-        f"    if s == {step}:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "_d.RunDir.log_metrics = log_metrics\n"
-    )
-
-
 def test_sync_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path, toy_model, prompt_file):
     reference = tmp_path / "reference"
     proc = run_cli(distill_args(toy_model, prompt_file, reference))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "teacher KL" in proc.stdout
     log_dir = tmp_path / "run"
-    proc = run_cli(distill_args(toy_model, prompt_file, log_dir), prelude=kill_after_step(2))
+    proc = run_cli(distill_args(toy_model, prompt_file, log_dir), prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
     proc = run_cli(distill_args(toy_model, prompt_file, log_dir, "--if-exists", "resume"))
@@ -73,7 +60,7 @@ def test_sync_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path, toy_model
 def test_async_killed_with_9_resumes_with_each_step_once(tmp_path, toy_model, prompt_file):
     log_dir = tmp_path / "run"
     args = distill_args(toy_model, prompt_file, log_dir, "--max-steps-off-policy", "1")
-    proc = run_cli(args, prelude=kill_after_step(2))
+    proc = run_cli(args, prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     proc = run_cli([*args[:-3], "--if-exists", "resume", *args[-3:]])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,3 +69,57 @@ def test_async_killed_with_9_resumes_with_each_step_once(tmp_path, toy_model, pr
     assert [r["step"] for r in metrics] == [0, 1, 2, 3]
     assert max(r["staleness/max"] for r in metrics) <= 1
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2, 4]
+
+
+def off_policy_args(toy_model: str, log_dir: Path, *extra: str) -> list[str]:
+    teacher = "random:small:" + toy_model.split(":", 2)[2]
+    return [
+        "train", "distill", "--mode", "off_policy", "--teacher", teacher, "--model", toy_model, "--renderer", "role_colon",
+        "--max-steps", "4", "--save-every", "2", "--batch-size", "4", "--max-length", "96", "--topk", "5", "--lora-rank", "0", "--lr", "0.03",
+        "--log-dir", str(log_dir), *extra, "engine_options.device=cpu",
+    ]
+
+
+@pytest.fixture(scope="module")
+def off_policy_reference(tmp_path_factory, toy_model) -> Path:
+    log_dir = tmp_path_factory.mktemp("off_policy") / "reference"
+    proc = run_cli(off_policy_args(toy_model, log_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "teacher KL" in proc.stdout
+    assert all(r["teacher_kl"] > 1e-3 for r in rows(log_dir))  # the teacher really differs
+    return log_dir
+
+
+def assert_same_off_policy_run(log_dir: Path, reference: Path) -> None:
+    """Everything but timings and the teacher-cache count (the resumed run finds
+    the earlier steps' top-K in the cache) matches, and so do the final weights."""
+
+    def comparable(log: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "teacher/cache_hits"} for r in untimed(rows(log))]
+
+    assert comparable(log_dir) == comparable(reference)
+    assert [r["step"] for r in rows(log_dir)] == [0, 1, 2, 3]
+    a, b = final_weights(log_dir), final_weights(reference)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_off_policy_killed_with_9_resumes_to_the_uninterrupted_run(off_policy_reference, tmp_path, toy_model):
+    log_dir = tmp_path / "run"
+    proc = run_cli(off_policy_args(toy_model, log_dir), prelude=signal_after_step(2, signal.SIGKILL))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
+    proc = run_cli(off_policy_args(toy_model, log_dir, "--if-exists", "resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in proc.stdout
+    assert_same_off_policy_run(log_dir, off_policy_reference)
+
+
+def test_off_policy_ctrl_c_says_where_it_stopped_and_resumes_exactly(off_policy_reference, tmp_path, toy_model):
+    log_dir = tmp_path / "run"
+    proc = run_cli(off_policy_args(toy_model, log_dir), prelude=signal_after_step(2, signal.SIGINT))
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Stopped: train distill interrupted after step "), proc.stderr
+    resumed = run_cli(resume_words(proc.stderr))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_off_policy_run(log_dir, off_policy_reference)

@@ -6,15 +6,12 @@ checkpoint falls back to the previous intact one."""
 
 from __future__ import annotations
 
-import json
-import shlex
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from sl_helpers import run_cli
+from sl_helpers import resume_words, rows, run_cli, signal_after_step
 
 pytest.importorskip("torch")
 
@@ -30,11 +27,6 @@ def sl_args(log_dir: Path, *extra: str) -> list[str]:
 
 def rl_args(log_dir: Path, *extra: str) -> list[str]:
     return [*RL, "--log-dir", str(log_dir), *extra, "num_groups_to_log=0"]
-
-
-def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
-    path = log_dir / name
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def untimed(metrics: list[dict]) -> list[dict]:
@@ -54,16 +46,6 @@ def assert_same_run(got: Path, want: Path) -> None:
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def kill_after_step(step: int) -> str:
-    """A prelude: SIGKILL the process right after metrics.jsonl holds `step`."""
-    return (
-        "import os, signal\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
-        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
-        f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "_d.RunDir.log_metrics = log_metrics\n"
-    )
-
-
 @pytest.fixture(scope="module")
 def sl_reference(tmp_path_factory) -> Path:
     log_dir = tmp_path_factory.mktemp("sl") / "reference"
@@ -74,7 +56,7 @@ def sl_reference(tmp_path_factory) -> Path:
 
 def test_a_copied_run_resumes_from_its_own_checkpoints(sl_reference, tmp_path):
     original = tmp_path / "original"
-    proc = run_cli(sl_args(original), prelude=kill_after_step(2))
+    proc = run_cli(sl_args(original), prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(original, "checkpoints.jsonl")] == [2]
     copy = tmp_path / "moved" / "copy"
@@ -92,7 +74,7 @@ def test_a_copied_run_resumes_from_its_own_checkpoints(sl_reference, tmp_path):
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(sl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = run_cli(sl_args(log_dir), prelude=kill_after_step(4))
+    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(4, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2, 4]
     weights = log_dir / "weights" / "step-000004" / "weights.safetensors"
@@ -109,7 +91,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(sl_reference
 
 def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
     log_dir = tmp_path / "run"
-    proc = run_cli(sl_args(log_dir), prelude=kill_after_step(2))
+    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(2, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL
     shutil.rmtree(log_dir / "weights" / "step-000002")
     proc = run_cli(sl_args(log_dir, "--if-exists", "resume"))
@@ -118,39 +100,15 @@ def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
     assert "no intact checkpoint is left" in proc.stderr and "--if-exists overwrite" in proc.stderr
 
 
-def signal_after_step(step: int, sig: int) -> str:
-    """A prelude: the run sends itself `sig` right after metrics.jsonl holds
-    `step`, as a Ctrl-C or `kill` at that moment would. Sent from the event
-    itself, not after polling the file, so a busy machine cannot let the run
-    finish first."""
-    return (
-        "import os\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
-        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
-        f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), {int(sig)})\n"
-        "_d.RunDir.log_metrics = log_metrics\n"
-    )
-
-
-def _interrupt(args: list[str], log_dir: Path, sig: int, after_step: int) -> subprocess.CompletedProcess[str]:
-    return run_cli(args, prelude=signal_after_step(after_step, sig))
-
-
-def _resume_words(stderr: str) -> list[str]:
-    (line,) = [ln for ln in stderr.splitlines() if ln.startswith("Stopped: ")]
-    words = shlex.split(line.split("Resume with: ", 1)[1])
-    assert words[0] == "cookbook"
-    return words[1:]
-
-
 def test_ctrl_c_says_where_it_stopped_and_the_command_resumes_exactly(sl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = _interrupt(sl_args(log_dir), log_dir, signal.SIGINT, after_step=2)
+    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(2, signal.SIGINT))
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Stopped: train sl interrupted after step "), proc.stderr
     assert " of 6; it resumes from the checkpoint at step 2." in lines[0]
-    words = _resume_words(proc.stderr)
+    words = resume_words(proc.stderr)
     assert words[words.index("--log-dir") + 1] == str(log_dir) and words[words.index("--if-exists") + 1] == "resume"
     resumed = run_cli(words)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -167,7 +125,7 @@ def rl_reference(tmp_path_factory) -> Path:
 
 def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = run_cli(rl_args(log_dir), prelude=kill_after_step(3))
+    proc = run_cli(rl_args(log_dir), prelude=signal_after_step(3, signal.SIGKILL))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
     proc = run_cli(rl_args(log_dir, "--if-exists", "resume"))
@@ -179,10 +137,10 @@ def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_pat
 
 def test_rl_sigterm_stops_in_one_line_and_resumes_exactly(rl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = _interrupt(rl_args(log_dir), log_dir, signal.SIGTERM, after_step=2)
+    proc = run_cli(rl_args(log_dir), prelude=signal_after_step(2, signal.SIGTERM))
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Stopped: train rl interrupted after step" in proc.stderr
-    resumed = run_cli(_resume_words(proc.stderr))
+    resumed = run_cli(resume_words(proc.stderr))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(log_dir, rl_reference)
 

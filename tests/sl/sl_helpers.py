@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,30 @@ def run_cli(args: list[str], cwd: Path | None = None, timeout: float = 300, prel
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd or REPO, env=cli_env(), timeout=timeout
     )
+
+
+def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict[str, Any]]:
+    """The JSON lines of a run's `name` (none when it does not exist yet)."""
+    path = log_dir / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def signal_after_step(step: int, sig: int) -> str:
+    """A prelude: the run sends itself `sig` right after metrics.jsonl holds
+    `step`, as a Ctrl-C or `kill` at that moment would. Sent from the event
+    itself, not after polling the file, so a busy machine cannot let the run
+    finish first."""
+    return (
+        "import os\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
+        "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
+        f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), {int(sig)})\n"
+        "_d.RunDir.log_metrics = log_metrics\n"
+    )
+
+
+def resume_words(stderr: str) -> list[str]:
+    """The arguments of the `Resume with: cookbook ...` command an interrupted run printed."""
+    (line,) = [ln for ln in stderr.splitlines() if ln.startswith("Stopped: ")]
+    words = shlex.split(line.split("Resume with: ", 1)[1])
+    assert words[0] == "cookbook"
+    return words[1:]
