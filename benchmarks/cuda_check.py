@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-LENGTHS = (17, 3, 29, 1, 11, 8, 22)
+from tests.engines.test_fast_paths import LENGTHS, batch_of  # noqa: E402 - the suite's packed batches, on this device
 
 
 def word_tokenizer(folder: Path, size: int) -> str:
@@ -35,17 +35,6 @@ def word_tokenizer(folder: Path, size: int) -> str:
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({f"w{i}": i for i in range(size)}, unk_token="w0"))
     tok.save(str(folder / "tokenizer.json"))
     return str(folder)
-
-
-def batch_of(lengths: tuple[int, ...], vocab: int, seed: int = 0) -> list[Any]:
-    from cookbook_cli.engines.local.batch import Example
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for n in lengths:
-        tokens = rng.integers(0, vocab, size=n + 1)
-        out.append(Example(tokens[:-1].astype(np.int64), tokens[1:].astype(np.int64), {}))
-    return out
 
 
 def model_for(spec: str, dtype: Any, attention: str, rank: int, device: Any) -> Any:

@@ -209,7 +209,9 @@ def check_engine_ready(engine: str) -> None:
         return
     said = str(status())
     if said.startswith("needs"):
-        raise CookbookError(f"engine {engine!r} {said}; set it, or use --engine local")
+        other = default_engine()
+        instead = f"use --engine {other}" if other != engine else "see cookbook engines list"
+        raise CookbookError(f"engine {engine!r} {said}, which is not set here; set it up, or {instead}")
 
 
 def model_width(model: str) -> int | None:

@@ -44,7 +44,7 @@ CASES = {
     "template file missing": (None, {}, ["template file", "nowhere.jinja' does not exist"], 0),
     "tinker service unreachable": ("closed", {"TINKER_API_KEY": "tml-bogus"}, ["cannot reach the Tinker service at http://127.0.0.1:", "check the URL (engine_options.base_url or TINKER_BASE_URL)"], 2),
     "tinker key rejected": (401, {"TINKER_API_KEY": "tml-bogus"}, ["rejected the API key (HTTP 401: Invalid API key)", "check TINKER_API_KEY"], 0),
-    "tinker key missing": (None, {}, ["TINKER_API_KEY is not set", "--engine local"], 0),
+    "tinker key missing": (None, {}, ["needs TINKER_API_KEY, which is not set here", "--engine local"], 0),
 }
 
 

@@ -126,7 +126,7 @@ runner = CliRunner()
         (["train", "dpo", "--beta", "0"], "beta must be > 0"),
         (["train", "dpo", "--beta", "nan"], "beta must be"),
         (["train", "dpo", "--reference", "runs/no-such-run/", "--dry-run"], None),
-        (["train", "dpo", "--init-from", "/no/such/checkpoint"], "checkpoint '/no/such/checkpoint' does not exist"),
+        (["train", "dpo", "--init-from", "/no/such/checkpoint"], "--init-from '/no/such/checkpoint' does not exist"),
     ],
 )
 def test_bad_dpo_input_is_one_line(tmp_path, args, message):

@@ -64,7 +64,7 @@ def test_a_failing_logger_is_warned_once_and_dropped(recorder, tmp_path):
     loggers.close()
     assert loggers.names == []
     assert len(warnings) == 2, warnings
-    assert "'broken_open' failed to open" in warnings[0] and "ConnectionError: network is unreachable" in warnings[0]
+    assert "logger 'broken_open' (plugin recorder-plugin, register_loggers) failed to open" in warnings[0] and "ConnectionError: network is unreachable" in warnings[0]
     assert "'broken_step' failed in log_metrics and was dropped; the run continues with rec" in warnings[1]
     assert all("\n" not in w for w in warnings)
     assert [c[1] for c in recorder.calls["rec"] if c[0] == "metrics"] == [0, 1, 2]
