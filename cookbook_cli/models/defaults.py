@@ -12,7 +12,7 @@ from typing import Any
 from cookbook_cli.errors import CookbookError, UnknownNameError
 from cookbook_cli.learning_rates import LearningRateDefault, family_rule, generic
 from cookbook_cli.models.facts import model_facts
-from cookbook_cli.models.families import family_of, model_info, offline_model, recommended_model_for_renderer
+from cookbook_cli.models.families import ModelFamily, family_of, model_info, offline_model, recommended_model_for_renderer
 from cookbook_cli.models.inputs import resolve_model_input
 
 DEFAULT_RENDERER = "llama3"
@@ -135,6 +135,20 @@ def model_label(model: str, engine: str) -> str:
     return spec.label if spec is not None else model
 
 
+def known_hidden_size(model: str, family: ModelFamily | None) -> int | None:
+    """`model`'s hidden size without loading it: its family's table of
+    well-known models, else its own files (config.json, a .gguf's header, the
+    Hugging Face cache); None where neither says."""
+    if family is not None:
+        size = {m.lower(): size for m, size in family.hidden_sizes}.get(model.lower())
+        if size is not None:
+            return size
+    try:
+        return model_facts(model).hidden_size
+    except CookbookError:
+        return None
+
+
 def learning_rate_default(model: str) -> LearningRateDefault:
     """The default peak learning rate of a pretrained `model` (LoRA and full):
     its family's calibrated rule over its hidden size (see `learning_rates`)."""
@@ -144,13 +158,7 @@ def learning_rate_default(model: str) -> LearningRateDefault:
         return generic("no model family matches")
     if family.lr_exponent is None:
         return generic(f"family {name} has no calibrated rule")
-    table = {m.lower(): size for m, size in family.hidden_sizes}
-    hidden = table.get(model.lower())
-    if hidden is None:
-        try:
-            hidden = model_facts(model).hidden_size
-        except CookbookError:
-            hidden = None
+    hidden = known_hidden_size(model, family)
     if hidden is None:
         return generic(f"hidden size of {model} unknown (no config.json here)")
     return family_rule(name, family.lr_exponent, hidden)

@@ -222,15 +222,10 @@ def model_width(model: str) -> int | None:
 
     if is_random_model(model):
         return parse_random_model(model).shape.hidden
-    from cookbook_cli.models import family_of, model_facts
+    from cookbook_cli.models import family_of, known_hidden_size
 
     try:
-        table = {m.lower(): size for m, size in family_of(model)[1].hidden_sizes}
-        if model.lower() in table:
-            return table[model.lower()]
-    except CookbookError:
-        pass
-    try:
-        return model_facts(model).hidden_size
-    except CookbookError:
-        return None
+        family = family_of(model)[1]
+    except CookbookError:  # no family: the model's own files may still say
+        family = None
+    return known_hidden_size(model, family)
