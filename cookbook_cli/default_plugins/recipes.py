@@ -9,10 +9,18 @@ from cookbook_cli.plugins.spec import Register, hookimpl
 def register_builtin_recipes(register: Register) -> None:
     from cookbook_cli.recipes import distill, dpo, rl, sl
 
-    register("sl", sl.RECIPE, "Supervised fine-tuning on conversations.")
-    register("rl", rl.RECIPE, "Reinforcement learning on an environment, synchronous or asynchronous (off-policy).")
-    register("dpo", dpo.RECIPE, "Preference learning (DPO) on comparisons of two completions of a prompt.")
+    # main_metrics: (metrics.jsonl key, label) that `runs list` shows for a run of the recipe.
+    register("sl", sl.RECIPE, "Supervised fine-tuning on conversations.", main_metrics=[("loss", "loss"), ("test_nll", "test NLL")])
+    register(
+        "rl", rl.RECIPE, "Reinforcement learning on an environment, synchronous or asynchronous (off-policy).",
+        main_metrics=[("env/reward/mean", "reward")],
+    )
+    register(
+        "dpo", dpo.RECIPE, "Preference learning (DPO) on comparisons of two completions of a prompt.",
+        main_metrics=[("accuracy", "accuracy"), ("margin", "margin")],
+    )
     register(
         "distill", distill.RECIPE,
         "Distil a teacher into a student: on-policy (reverse KL on the student's samples) or off-policy (top-K soft targets).",
+        main_metrics=[("teacher_kl", "teacher KL")],
     )

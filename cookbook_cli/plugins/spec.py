@@ -123,7 +123,10 @@ def register_recipes(register: Register) -> None:
     summary, options=..., aliases=..., words=...), description)` with
     `cookbook_cli.recipes.Recipe`: `config_class` a chz class inheriting
     `cookbook_cli.run.config.RunConfig`, `train(config, RunOptions) -> result`.
-    `cookbook train NAME` and its options are generated from the config's fields."""
+    `cookbook train NAME` and its options are generated from the config's fields.
+
+    Extras core reads: `main_metrics`, the metrics `cookbook runs list` shows
+    for the recipe's runs, each a metrics.jsonl key or a (key, label) pair."""
 
 
 @hookspec

@@ -69,19 +69,13 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
     return found
 
 
-#: Each built-in recipe's main metrics, as `runs list` shows them: (metrics.jsonl key, label).
-#: A recipe registered by a plugin declares its own with `register(..., main_metrics=[...])`.
-MAIN_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sl": (("loss", "loss"), ("test_nll", "test NLL")),
-    "rl": (("env/reward/mean", "reward"),),
-    "dpo": (("accuracy", "accuracy"), ("margin", "margin")),
-    "distill": (("teacher_kl", "teacher KL"),),
-}
+#: For a run whose recipe declares no main metrics (or is no longer installed).
 _FALLBACK = (("loss", "loss"), ("env/reward/mean", "reward"))
 
 
 def main_metrics(recipe: str | None) -> tuple[tuple[str, str], ...]:
-    """(key, label) of the metrics that say how a run of `recipe` is going."""
+    """(key, label) of the metrics that say how a run of `recipe` is going: what
+    the recipe declared with `register(..., main_metrics=[...])`."""
     from cookbook_cli.plugins import registry
 
     recipes = registry.ALL.get("register_recipes")
@@ -89,7 +83,7 @@ def main_metrics(recipe: str | None) -> tuple[tuple[str, str], ...]:
     declared = entry.extra.get("main_metrics") if entry is not None else None
     if declared:
         return tuple((k, k) if isinstance(k, str) else tuple(k) for k in declared)  # type: ignore[misc]
-    return MAIN_METRICS.get(recipe or "", _FALLBACK)
+    return _FALLBACK
 
 
 def _recipe_of(directory: RunDir, config: dict[str, Any]) -> str | None:
