@@ -209,11 +209,7 @@ def text_contains(answer: str, reference: str) -> bool:
 
 # -- the builder base ------------------------------------------------------------------------
 def _make_env(builder: ToolEnvBuilder, renderer: Renderer, row: dict[str, str]) -> Env:
-    env = QuestionToolEnv(
-        builder.tools(), row["question"], row["answer"], builder.matches, getattr(builder, "system_prompt", ""),
-        renderer=renderer, max_turns=builder.max_turns, max_episode_tokens=builder.max_episode_tokens,
-    )
-    return EnvFromMessageEnv(renderer, env)
+    return EnvFromMessageEnv(renderer, builder.make_message_env(row, renderer))
 
 
 class RowDataset(RLDataset):
@@ -251,7 +247,8 @@ class ToolEnvBuilder(RLDatasetBuilder):
     """Question-answering with tools. A subclass sets `tool_names` (registered
     tools) or overrides `tools()`, implements `load_rows()` (dicts with
     `question` and `answer`) and `matches(answer, reference)`, and may declare a
-    `system_prompt` field (the system message of every episode). The first `test_size` rows of a fixed shuffle are the test
+    `system_prompt` field (the system message of every episode) or override
+    `make_message_env` for episodes of another kind. The first `test_size` rows of a fixed shuffle are the test
     split (`cookbook eval env`), the rest are trained on."""
 
     max_turns: int = chz.field(default=4, doc="assistant turns before the episode ends unanswered")
@@ -271,6 +268,13 @@ class ToolEnvBuilder(RLDatasetBuilder):
 
     def matches(self, answer: str, reference: str) -> bool:
         return text_contains(answer, reference)
+
+    def make_message_env(self, row: dict[str, str], renderer: Renderer) -> ToolUseEnv:
+        """The episode of one row (override for another kind of `ToolUseEnv`)."""
+        return QuestionToolEnv(
+            self.tools(), row["question"], row["answer"], self.matches, getattr(self, "system_prompt", ""),
+            renderer=renderer, max_turns=self.max_turns, max_episode_tokens=self.max_episode_tokens,
+        )
 
     def __call__(self, ctx: EnvContext) -> tuple[RLDataset, RLDataset | None]:
         if self.max_turns < 1:
