@@ -223,3 +223,27 @@ def test_number_matches(answer, reference, ok):
 
 def test_text_contains():
     assert text_contains("It was Oskar Ferro!", "oskar ferro") and not text_contains("Oskar Ferrot", "Oskar Ferro")
+
+
+def test_the_builders_split_show_an_example_and_refuse_what_cannot_work(qwen3, shared_tokenizers):
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.rl.calculator_env import CalculatorBuilder
+    from cookbook_cli.rl.search_env import SearchBuilder
+    from cookbook_cli.rl.types import EnvContext
+
+    ctx = EnvContext("calculator", qwen3, qwen3.tokenizer, group_size=2, groups_per_batch=4, seed=3)
+    train, test = CalculatorBuilder()(ctx)
+    first = asyncio.run(train.get_batch(0)[0].make_envs())[0]
+    messages = asyncio.run(first.message_env.initial_messages())
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert messages[2]["tool_calls"][0].name == "calculator" and first.message_env.tools[0].name == "calculator"
+    questions = lambda ds, n: {e.message_env.question for b in range(n) for g in ds.get_batch(b) for e in asyncio.run(g.make_envs())}  # noqa: E731
+    assert len(questions(test, len(test))) == 20 and not questions(test, len(test)) & questions(train, 20)
+    assert questions(train, 2) == questions(CalculatorBuilder()(ctx)[0], 2)  # seeded: the same problems again
+    assert asyncio.run(CalculatorBuilder(few_shot=False)(ctx)[0].get_batch(0)[0].make_envs())[0].message_env.examples == []
+
+    role_colon = get_renderer("role_colon", qwen3.tokenizer)
+    with pytest.raises(CookbookError, match="needs a renderer with a tool-call format"):
+        SearchBuilder()(EnvContext("search", role_colon, qwen3.tokenizer, 2, 2))
+    with pytest.raises(CookbookError, match="all held out"):
+        SearchBuilder(test_size=500)(EnvContext("search", qwen3, qwen3.tokenizer, 2, 2))
