@@ -240,6 +240,9 @@ class PreferenceBatch:
     rejected: list[tinker.types.Datum]
     stats: PreferenceBatchStats = field(default_factory=PreferenceBatchStats)
     rows: list[int] = field(default_factory=list)  # the dataset row (comparison index) of each pair
+    #: unpaired rows (KTO): whether each row's completion is desirable (its second
+    #: datum is then the row's prompt with a mismatched completion); None for pairs
+    desirable: list[bool] | None = None
 
     @property
     def datums(self) -> list[tinker.types.Datum]:
