@@ -276,6 +276,19 @@ class PreferenceDataset(SupervisedDataset):
         name: str = "dataset",
         skipped: Counter[str] | dict[str, int] | None = None,
     ) -> None:
+        if max_length is not None and max_length < 2:
+            raise CookbookError(f"max_length must be at least 2, got {max_length}")
+        sides = self.make_sides(comparisons, batch_size, name)
+        self.max_length = max_length
+        self.name = name
+        self.skipped: Counter[str] = Counter(skipped or {})
+        # The conversation dataset renders the sides (one batched tokenizer call
+        # per batch) and names the row's file and line in any rendering error.
+        self._sides = ConversationDataset(sides, renderer, 1, None, TrainOnWhat.CUSTOMIZED, seed, name=name)
+        super().__init__(len(sides) // 2, batch_size, seed)
+
+    def make_sides(self, comparisons: Sequence[Any], batch_size: int, name: str) -> list[Conversation]:
+        """The two conversations of each row: row i is `sides[2i]` (chosen) and `sides[2i + 1]` (rejected)."""
         self.comparisons = list(comparisons)
         sides: list[Conversation] = []
         for lc in self.comparisons:
@@ -286,22 +299,7 @@ class PreferenceDataset(SupervisedDataset):
             prompt = trainable(lc.comparison.prompt_conversation, False)
             for completion in (chosen, rejected):
                 sides.append(Conversation(prompt + trainable(completion, True), lc.comparison.tools, source=lc.source))
-        self._setup(sides, renderer, batch_size, max_length, seed, name, skipped)
-
-    def _setup(
-        self, sides: list[Conversation], renderer: Renderer, batch_size: int, max_length: int | None, seed: int, name: str,
-        skipped: Counter[str] | dict[str, int] | None,
-    ) -> None:
-        """Row i is the two conversations `sides[2i]` and `sides[2i + 1]`."""
-        if max_length is not None and max_length < 2:
-            raise CookbookError(f"max_length must be at least 2, got {max_length}")
-        self.max_length = max_length
-        self.name = name
-        self.skipped: Counter[str] = Counter(skipped or {})
-        # The conversation dataset renders the sides (one batched tokenizer call
-        # per batch) and names the row's file and line in any rendering error.
-        self._sides = ConversationDataset(sides, renderer, 1, None, TrainOnWhat.CUSTOMIZED, seed, name=name)
-        super().__init__(len(sides) // 2, batch_size, seed)
+        return sides
 
     @property
     def renderer(self) -> Renderer:

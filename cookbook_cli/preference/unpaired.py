@@ -19,11 +19,10 @@ so the reference's logprobs of it are computed once and kept with the run.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cookbook_cli.conversations import Conversation, parse_tools
 from cookbook_cli.errors import CookbookError
@@ -31,8 +30,6 @@ from cookbook_cli.preference.data import PreferenceBatch, PreferenceDataset, tra
 from cookbook_cli.preference.types import SKIP_EMPTY, LabeledComparison, is_empty_completion
 from cookbook_cli.types import Message, ToolSpec
 
-if TYPE_CHECKING:
-    from cookbook_cli.renderers.base import Renderer
 
 
 @dataclass(frozen=True)
@@ -130,16 +127,8 @@ class UnpairedDataset(PreferenceDataset):
     batches served in a seeded order per epoch; `build_rows` sets each batch's
     `desirable` labels."""
 
-    def __init__(
-        self,
-        examples: Sequence[UnpairedExample],
-        renderer: Renderer,
-        batch_size: int,
-        max_length: int | None = None,
-        seed: int = 0,
-        name: str = "dataset",
-        skipped: Counter[str] | dict[str, int] | None = None,
-    ) -> None:
+    def make_sides(self, examples: Sequence[UnpairedExample], batch_size: int, name: str) -> list[Conversation]:
+        """Row i: its completion, and its prompt with its mismatched partner's completion."""
         self.examples = list(examples)
         self.partners = mismatched_partners(self.examples, batch_size)
         sides = []
@@ -147,7 +136,7 @@ class UnpairedDataset(PreferenceDataset):
             prompt = trainable(ex.prompt, False)
             for completion in (ex.completion, self.examples[partner].completion):
                 sides.append(Conversation(prompt + trainable(completion, True), ex.tools, source=ex.source))
-        self._setup(sides, renderer, batch_size, max_length, seed, name, skipped)
+        return sides
 
     def batch_indices(self, index: int) -> list[int]:
         """The rows of fixed batch `order[index]` (consecutive rows), in this epoch's order of the batches."""

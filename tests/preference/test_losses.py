@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tinker.types import Datum, ModelInput, TensorData
+from preference_helpers import random_pairs
+from tinker.types import Datum
 
-from cookbook_cli.errors import CookbookError
 from cookbook_cli.preference.losses import BUILTIN_PREFERENCE_LOSSES, PreferenceLoss
 
 
@@ -80,26 +80,6 @@ def formula_loss(name: str, s: dict[str, torch.Tensor], desirable: torch.Tensor 
     return (_kto(s, params, desirable) if name == "kto" else fn(s, params)).mean()
 
 
-def datum(tokens: list[int], weights: list[float]) -> Datum:
-    n = len(tokens) - 1
-    return Datum(
-        model_input=ModelInput.from_ints(tokens[:-1]),
-        loss_fn_inputs={
-            "target_tokens": TensorData(data=tokens[1:], dtype="int64", shape=[n]),
-            "weights": TensorData(data=weights[1:], dtype="float32", shape=[n]),
-        },
-    )
-
-
-def random_rows(rng: np.random.Generator, rows: int) -> list[Datum]:
-    data = []
-    for _ in range(2 * rows):
-        n = int(rng.integers(5, 12))
-        prompt = int(rng.integers(1, n - 2))
-        data.append(datum(rng.integers(0, 100, size=n).tolist(), [0.0] * prompt + [1.0] * (n - prompt)))
-    return data
-
-
 def sums_of(data: list[Datum], logprobs: list[torch.Tensor], reference: list[tuple[float, float]]) -> dict[str, torch.Tensor]:
     """The formula's inputs, computed here: sums of weight * logprob, lengths, reference sums."""
     w = [torch.tensor(d.loss_fn_inputs["weights"].data, dtype=torch.float64) for d in data]
@@ -113,7 +93,7 @@ def sums_of(data: list[Datum], logprobs: list[torch.Tensor], reference: list[tup
 def test_value_metrics_and_gradient_are_the_papers_formula(name: str) -> None:
     rng = np.random.default_rng(7)
     rows = 6
-    data = random_rows(rng, rows)
+    data = random_pairs(rng, rows)
     loss_obj = BUILTIN_PREFERENCE_LOSSES[name]
     reference = [(float(-rng.uniform(2, 12)), float(-rng.uniform(2, 12))) for _ in range(rows)]
     desirable = [bool(x) for x in rng.integers(0, 2, size=rows)] if loss_obj.unpaired else None
@@ -154,7 +134,7 @@ def test_kto_reference_point_is_clamped_at_zero_and_carries_no_gradient() -> Non
     """With the mismatched pairs' log-ratios positive, z0 > 0 moves the loss but
     the mismatched datums get no gradient; negative, z0 = 0."""
     rng = np.random.default_rng(3)
-    data = random_rows(rng, 4)
+    data = random_pairs(rng, 4)
     lps = [torch.tensor(-rng.uniform(0.1, 1.0, size=d.loss_fn_inputs["weights"].shape[0]), dtype=torch.float64, requires_grad=True) for d in data]
     kto = BUILTIN_PREFERENCE_LOSSES["kto"]
     for offset, positive in ((-50.0, True), (50.0, False)):
@@ -171,7 +151,7 @@ def test_sigmoid_without_smoothing_is_the_dpo_loss_exactly() -> None:
     from cookbook_cli.preference.loss import dpo_loss_fn
 
     rng = np.random.default_rng(11)
-    data = random_rows(rng, 4)
+    data = random_pairs(rng, 4)
     lps = [torch.tensor(-rng.uniform(0.1, 3.0, size=d.loss_fn_inputs["weights"].shape[0]), dtype=torch.float64) for d in data]
     reference = [(float(-rng.uniform(5, 20)), float(-rng.uniform(5, 20))) for _ in range(4)]
     a = dpo_loss_fn(reference, 0.1)(data, lps)
