@@ -302,3 +302,13 @@ def test_a_plugin_loss_is_a_loss_type_choice_and_trains(cookbook_plugin: Any, tm
     assert config["loss_type"] == "sq_margin" and config["loss_config"] == {"margin": 2.0} and config["beta"] is None
     rows = [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
     assert "dpo_loss" in rows[0] and "test/accuracy" in rows[-1]
+
+
+def test_rl_refuses_a_preference_loss_before_anything_loads(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cookbook_cli.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "rl", "--loss-fn", "ipo", "--log-dir", str(tmp_path / "run")])
+    assert result.exit_code != 0 and "loss 'ipo' is a preference loss" in result.output, result.output
+    assert not (tmp_path / "run").exists()
