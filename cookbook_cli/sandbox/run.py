@@ -62,12 +62,16 @@ def _rlimits(limits: SandboxLimits) -> dict[str, tuple[int, int]]:
     }
 
 
-def _write_files(workdir: Path, code: str, files: Mapping[str, str | bytes] | None, stdin: str | bytes | None) -> Path:
-    for name, content in (files or {}).items():
+def _check_file_names(files: Mapping[str, str | bytes] | None) -> None:
+    for name in files or {}:
         rel = PurePosixPath(name)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.parts[0] == MAIN:
             raise CookbookError(f"sandbox file name {name!r} must be a relative path inside the run's folder, not {MAIN}")
-        target = workdir.joinpath(*rel.parts)
+
+
+def _write_files(workdir: Path, code: str, files: Mapping[str, str | bytes] | None, stdin: str | bytes | None) -> Path:
+    for name, content in (files or {}).items():
+        target = workdir.joinpath(*PurePosixPath(name).parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content.encode() if isinstance(content, str) else content)
     (workdir / MAIN).write_text(code, encoding="utf-8")
@@ -211,6 +215,7 @@ def run_code(
     removed afterwards), `stdin` as its input, and `limits`. `python` is the
     interpreter (default: the one running cookbook). See docs/tools.md for
     what each backend isolates."""
+    _check_file_names(files)
     path = sandbox_backend(backend)
     as_root = os.geteuid() == 0
     if path == "fallback" and as_root:
