@@ -158,7 +158,7 @@ def test_the_shared_tokenizer_fixture_checks_each_family_folder(tmp_path: Path) 
     assert set(conftest.SHARED_FAMILIES) == {"llama3", "qwen3", "gpt_oss", "deepseek_v3"}
 
 
-FAKE_APT = r"""#!/usr/bin/env bash
+FAKE_APT = r"""#!/bin/bash
 # Records each call; `install` puts a stand-in bwrap next to it.
 echo "apt-get $*" >> "$FAKE_LOG"
 case "$*" in
