@@ -50,4 +50,5 @@ def main() -> None:
         raise
 
 
-main()
+if __name__ == "__main__":  # run as a program inside the sandbox, never on import
+    main()

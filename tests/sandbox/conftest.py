@@ -10,21 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook_cli.sandbox import sandbox_backend
-from cookbook_cli.sandbox.bwrap import bwrap_problem
 from cookbook_cli.sandbox.fallback import _passable
-
-
-@pytest.fixture
-def bwrap_backend() -> str:
-    """The bwrap path. On CI (CI=true) bwrap missing is a failure, never a skip:
-    scripts/test.sh installs it."""
-    problem = bwrap_problem()
-    if problem is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{problem}: scripts/test.sh installs bubblewrap (apt-get install bubblewrap)")
-        pytest.skip(problem)
-    return sandbox_backend("bwrap")
 
 
 @pytest.fixture

@@ -1,0 +1,102 @@
+"""Built-in env `code`: write a Python function; hidden unit tests run in the
+sandbox (`cookbook_cli.sandbox`).
+
+The reward is the fraction of tests passed, less `format_coef` when the
+response is not one well-formed fenced code block defining the asked-for
+function (see `ProblemEnv`). Problems come from the shipped MBPP-style
+sample (offline) or from MBPP / HumanEval-shaped datasets
+(`env.dataset=mbpp`, `humaneval`, a Hub id or a local file)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import random
+from collections.abc import Callable
+from typing import Any
+
+import chz
+
+from cookbook_cli.errors import CookbookError
+from cookbook_cli.rl.code_grader import code_blocks, defines_function, extract_code, grade
+from cookbook_cli.rl.code_problems import SAMPLE, CodeProblem, load_problems
+from cookbook_cli.rl.problem_env import ProblemEnv, SeededProblemDataset
+from cookbook_cli.rl.types import Env, EnvContext, RLDataset, RLDatasetBuilder
+from cookbook_cli.sandbox import SandboxLimits
+
+INSTRUCTION = "Answer with the complete function in one ```python code block."
+TEST_EVERY = 5  # every fifth problem is held out for the test split
+TEST_SEED_OFFSET = 1_000_003
+
+
+class CodeEnv(ProblemEnv):
+    def __init__(self, renderer, problem: CodeProblem, limits: SandboxLimits, format_coef: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(renderer, None, format_coef)
+        self.problem = problem
+        self.limits = limits
+
+    def question(self) -> str:
+        return f"{self.problem.prompt}\n\n{INSTRUCTION}"
+
+    def reference_answer(self) -> str:
+        return self.problem.solution
+
+    def check_format(self, response: str) -> bool:
+        blocks = code_blocks(response)
+        return len(blocks) == 1 and defines_function(blocks[0], self.problem.entry_point)
+
+    def check_answer(self, response: str) -> bool:
+        return self._grade(response).passed == len(self.problem.tests)
+
+    def _grade(self, response: str):  # type: ignore[no-untyped-def]
+        return grade(extract_code(response), list(self.problem.tests), self.problem.setup, self.limits)
+
+    async def score_answer(self, response: str) -> tuple[float, dict[str, float]]:
+        code = extract_code(response)
+        if not code.strip() or not defines_function(code, self.problem.entry_point):
+            # Nothing to run: spare the sandbox a process.
+            return 0.0, {"solved": 0.0, "timeout": 0.0}
+        result = await asyncio.to_thread(self._grade, response)
+        return result.fraction, {"solved": float(result.passed == result.total), "timeout": float(result.limit == "timeout")}
+
+
+@chz.chz
+class CodeBuilder(RLDatasetBuilder):
+    """Write a Python function that passes hidden unit tests (run in the sandbox)."""
+
+    dataset: str = chz.field(
+        default=SAMPLE, doc="sample (shipped, offline), mbpp, humaneval, a Hub dataset id or a local .jsonl/.parquet file"
+    )
+    format: str = chz.field(default="auto", doc="row shape: auto (from the columns), sample, mbpp or humaneval")
+    split: str | None = chz.field(default=None, doc="the dataset's split (default: test for mbpp/humaneval, else train)")
+    timeout_s: float = chz.field(default=5.0, doc="wall and CPU time for one solution's tests, in seconds")
+    format_coef: float = chz.field(default=0.1, doc="penalty for a response that is not one code block defining the function")
+    n_batches: int = chz.field(default=100, doc="batches in the dataset: training steps unless --max-steps")
+    n_test_batches: int = chz.field(default=2, doc="batches of the test split (every fifth problem, held out)")
+
+    default_max_tokens = 256
+
+    def local_defaults(self) -> dict[str, Any]:
+        # The small instruct model writes some correct functions; a random model writes none.
+        from cookbook_cli.models.smollm2 import SMOLLM2_NAME, smollm2_gguf
+
+        return {"model": SMOLLM2_NAME} if smollm2_gguf() is not None else {}
+
+    def __call__(self, ctx: EnvContext) -> tuple[RLDataset, RLDataset | None]:
+        if self.timeout_s <= 0:
+            raise CookbookError(f"env.timeout_s must be positive, got {self.timeout_s}")
+        problems = load_problems(self.dataset, self.format, self.split)
+        train = [p for i, p in enumerate(problems) if i % TEST_EVERY != TEST_EVERY - 1] or problems
+        test = [p for i, p in enumerate(problems) if i % TEST_EVERY == TEST_EVERY - 1]
+        limits = SandboxLimits(wall_time_s=self.timeout_s, cpu_time_s=self.timeout_s)
+
+        def maker(pool: list[CodeProblem]) -> Callable[[random.Random], Callable[[], Env]]:
+            def make(rng: random.Random) -> Callable[[], Env]:
+                return functools.partial(CodeEnv, ctx.renderer, rng.choice(pool), limits, self.format_coef)
+
+            return make
+
+        test_ctx = dataclasses.replace(ctx, seed=ctx.seed + TEST_SEED_OFFSET)
+        test_set = SeededProblemDataset(test_ctx, maker(test), self.n_test_batches) if test else None
+        return SeededProblemDataset(ctx, maker(train), self.n_batches), test_set
