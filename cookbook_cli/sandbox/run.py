@@ -250,33 +250,33 @@ def _start_and_supervise(
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
     started = time.monotonic()
     try:
-        with open(stdin_path, "rb") as stdin_file:
-            if path == "bwrap":
-                cmd = bwrap.bwrap_command(str(workdir), bwrap_w, limits.file_bytes, uid is not None, python) + program
-                env["HOME"] = bwrap.WORKDIR
-                extra: dict[str, object] = {}
-            else:
-                cmd = program
-                env["HOME"] = env["TMPDIR"] = str(workdir)
-                extra = {"cwd": str(workdir)}
-                if uid is not None:
-                    extra.update(user=uid, group=uid, extra_groups=[])
-            proc = subprocess.Popen(
-                cmd,
-                stdin=stdin_file,
-                stdout=out_w,
-                stderr=err_w,
-                env=env,
-                start_new_session=True,
-                pass_fds=tuple(fd for fd in (status_w, bwrap_w) if fd >= 0),
-                **extra,  # type: ignore[arg-type]
-            )
-    finally:
-        for fd in (status_w, out_w, err_w, bwrap_w):
-            if fd >= 0:
-                os.close(fd)
-    run = _Run(proc, path, limits.output_bytes, out={out_r: bytearray(), err_r: bytearray()})
-    try:
+        try:
+            with open(stdin_path, "rb") as stdin_file:
+                if path == "bwrap":
+                    cmd = bwrap.bwrap_command(str(workdir), bwrap_w, limits.file_bytes, uid is not None, python) + program
+                    env["HOME"] = bwrap.WORKDIR
+                    extra: dict[str, object] = {}
+                else:
+                    cmd = program
+                    env["HOME"] = env["TMPDIR"] = str(workdir)
+                    extra = {"cwd": str(workdir)}
+                    if uid is not None:
+                        extra.update(user=uid, group=uid, extra_groups=[])
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=stdin_file,
+                    stdout=out_w,
+                    stderr=err_w,
+                    env=env,
+                    start_new_session=True,
+                    pass_fds=tuple(fd for fd in (status_w, bwrap_w) if fd >= 0),
+                    **extra,  # type: ignore[arg-type]
+                )
+        finally:
+            for fd in (status_w, out_w, err_w, bwrap_w):
+                if fd >= 0:
+                    os.close(fd)
+        run = _Run(proc, path, limits.output_bytes, out={out_r: bytearray(), err_r: bytearray()})
         _supervise(run, status_r, bwrap_r, started + limits.wall_time_s)
     finally:
         for fd in (status_r, out_r, err_r, bwrap_r):
