@@ -78,10 +78,10 @@ class CodeBuilder(RLDatasetBuilder):
     default_max_tokens = 256
 
     def local_defaults(self) -> dict[str, Any]:
-        # The small instruct model writes some correct functions; a random model writes none.
-        from cookbook_cli.models.smollm2 import SMOLLM2_NAME, smollm2_gguf
-
-        return {"model": SMOLLM2_NAME} if smollm2_gguf() is not None else {}
+        # SmolLM2's chat format: on the local engine the default model is then a tiny random
+        # model over SmolLM2's tokenizer (a quick offline smoke run, no function ever right);
+        # `--model smollm2-135m-instruct` trains the real small instruct model.
+        return {"renderer": "smollm2"}
 
     def __call__(self, ctx: EnvContext) -> tuple[RLDataset, RLDataset | None]:
         if self.timeout_s <= 0:

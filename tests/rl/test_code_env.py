@@ -136,3 +136,32 @@ def test_the_env_rewards_the_fraction_of_tests_passed(byte_renderer, response, r
     for k, v in metrics.items():
         assert result.metrics[k] == pytest.approx(v), k
     assert result.logs["reference"] == "def double(x): ..."
+
+
+def test_a_group_of_answers_is_graded_concurrently_in_the_rollout(byte_renderer, scripted):
+    """The builder's datasets, a group rollout with scripted answers: right, hanging, wrong, no code."""
+    from cookbook_cli.rl.code_env import CodeBuilder
+    from cookbook_cli.rl.rollouts import do_group_rollout
+    from cookbook_cli.rl.types import EnvContext
+    from cookbook_cli.testing import reply_tokens
+
+    ctx = EnvContext("code", byte_renderer, byte_renderer.tokenizer, group_size=4, groups_per_batch=1)
+    train, test = CodeBuilder(timeout_s=2)(ctx)
+    assert test is not None and len(test) == 2
+    builder = train.get_batch(0)[0]
+    problem = builder.env_factory().problem
+    answers = [
+        f"```python\n{problem.solution}\n```",
+        f"```python\ndef {problem.entry_point}(*args):\n    while True:\n        pass\n```",
+        f"```python\ndef {problem.entry_point}(*args):\n    return None\n```",
+        "I do not know.",
+    ]
+    served = iter(answers)  # one answer per sample, in order (the group may be sampled in one call)
+    completer = scripted(lambda tokens, i: reply_tokens(byte_renderer, next(served)))
+    rollout = asyncio.run(do_group_rollout(builder, completer))
+    assert not rollout.errors
+    steps = [t.transitions[-1] for t in rollout.group.trajectories]
+    assert steps[0].reward == 1.0 and steps[0].metrics["solved"] == 1.0
+    assert steps[1].reward == 0.0 and steps[1].metrics["timeout"] == 1.0
+    assert steps[2].reward < 1.0 and steps[2].metrics["timeout"] == 0.0
+    assert steps[3].reward == pytest.approx(-0.1)
