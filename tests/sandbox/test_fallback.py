@@ -15,6 +15,8 @@ from cookbook_cli.sandbox import fallback as fallback_module
 from .conftest import wait_exit
 
 FAST = SandboxLimits(wall_time_s=3, cpu_time_s=2)
+# The warning is tested once, below; the other tests choose the fallback on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::cookbook_cli.sandbox.SandboxWarning")
 
 
 @pytest.fixture
