@@ -208,6 +208,19 @@ def text_contains(answer: str, reference: str) -> bool:
 
 
 # -- the builder base ------------------------------------------------------------------------
+def check_tool_setup(ctx: EnvContext, max_turns: int, tools: Callable[[], Sequence[Tool]]) -> None:
+    """Refuse, before any model loads, a turn limit below 1, a renderer without a
+    tool-call format and unknown tool names (`tools()` looks them up)."""
+    if max_turns < 1:
+        raise CookbookError(f"env.max_turns must be at least 1, got {max_turns}")
+    if not ctx.renderer.supports_tools:
+        raise CookbookError(
+            f"env {ctx.env_name!r} needs a renderer with a tool-call format; {ctx.renderer.name!r} has none "
+            "(pick one with --renderer, e.g. qwen3 or hf_template with a tool-capable template)"
+        )
+    tools()
+
+
 def _make_env(builder: ToolEnvBuilder, renderer: Renderer, row: dict[str, str]) -> Env:
     return EnvFromMessageEnv(renderer, builder.make_message_env(row, renderer))
 
@@ -277,16 +290,9 @@ class ToolEnvBuilder(RLDatasetBuilder):
         )
 
     def __call__(self, ctx: EnvContext) -> tuple[RLDataset, RLDataset | None]:
-        if self.max_turns < 1:
-            raise CookbookError(f"env.max_turns must be at least 1, got {self.max_turns}")
         if self.test_size < 0:
             raise CookbookError(f"env.test_size must be >= 0, got {self.test_size}")
-        if not ctx.renderer.supports_tools:
-            raise CookbookError(
-                f"env {ctx.env_name!r} needs a renderer with a tool-call format; {ctx.renderer.name!r} has none "
-                "(pick one with --renderer, e.g. qwen3 or hf_template with a tool-capable template)"
-            )
-        self.tools()  # unknown tool names fail here, before any model loads
+        check_tool_setup(ctx, self.max_turns, self.tools)
         rows = list(self.load_rows())
         random.Random(TEST_SEED).shuffle(rows)
         test, train = rows[: self.test_size], rows[self.test_size :]
