@@ -45,6 +45,12 @@ from cookbook_cli.rl.problem_env import ProblemGroupBuilder
 from cookbook_cli.rl.types import Env, EnvContext, EnvGroupBuilder, RLDataset, RLDatasetBuilder
 from cookbook_cli.types import Message, ToolCall, text_of
 
+if TYPE_CHECKING:
+    from cookbook_cli.renderers.base import Renderer
+    from cookbook_cli.tools import Tool
+
+TEST_SEED = 20_25
+
 
 def solved_example(question: str, tool: str, arguments: dict[str, Any], result: str, answer: str) -> list[Message]:
     """A question, one call of `tool`, its result and the final answer: the
@@ -58,12 +64,6 @@ def solved_example(question: str, tool: str, arguments: dict[str, Any], result: 
         {"role": "tool", "content": result, "tool_call_id": "call_example", "name": tool},
         {"role": "assistant", "content": answer},
     ]
-
-if TYPE_CHECKING:
-    from cookbook_cli.renderers.base import Renderer
-    from cookbook_cli.tools import Tool
-
-TEST_SEED = 20_25
 
 
 class ToolUseEnv(MessageEnv):
@@ -225,6 +225,19 @@ def text_contains(answer: str, reference: str) -> bool:
 
 
 # -- the builder base ------------------------------------------------------------------------
+def check_tool_setup(ctx: EnvContext, max_turns: int, tools: Callable[[], Sequence[Tool]]) -> None:
+    """Refuse, before any model loads, a turn limit below 1, a renderer without a
+    tool-call format and unknown tool names (`tools()` looks them up)."""
+    if max_turns < 1:
+        raise CookbookError(f"env.max_turns must be at least 1, got {max_turns}")
+    if not ctx.renderer.supports_tools:
+        raise CookbookError(
+            f"env {ctx.env_name!r} needs a renderer with a tool-call format; {ctx.renderer.name!r} has none "
+            "(pick one with --renderer, e.g. qwen3 or hf_template with a tool-capable template)"
+        )
+    tools()
+
+
 def _make_env(builder: ToolEnvBuilder, renderer: Renderer, row: dict[str, str]) -> Env:
     return EnvFromMessageEnv(renderer, builder.make_message_env(row, renderer))
 
@@ -299,16 +312,9 @@ class ToolEnvBuilder(RLDatasetBuilder):
         return []
 
     def __call__(self, ctx: EnvContext) -> tuple[RLDataset, RLDataset | None]:
-        if self.max_turns < 1:
-            raise CookbookError(f"env.max_turns must be at least 1, got {self.max_turns}")
         if self.test_size < 0:
             raise CookbookError(f"env.test_size must be >= 0, got {self.test_size}")
-        if not ctx.renderer.supports_tools:
-            raise CookbookError(
-                f"env {ctx.env_name!r} needs a renderer with a tool-call format; {ctx.renderer.name!r} has none "
-                "(pick one with --renderer, e.g. qwen3 or hf_template with a tool-capable template)"
-            )
-        self.tools()  # unknown tool names fail here, before any model loads
+        check_tool_setup(ctx, self.max_turns, self.tools)
         rows = list(self.load_rows())
         random.Random(TEST_SEED).shuffle(rows)
         test, train = rows[: self.test_size], rows[self.test_size :]
