@@ -531,7 +531,7 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
     )
     header = (
         f"  {'':<34} {'engine tok/s':>12} {'TRL tok/s':>10} {'engine/TRL':>10} {'engine MFU':>10} {'TRL MFU':>8} "
-        f"{'TRL pad MFU':>9} {'bound @1.0':>9} {'no-pad':>7} {'peak GFLOP/s':>13}"
+        f"{'TRL pad MFU':>11} {'bound @1.0':>10} {'no-pad':>7} {'peak GFLOP/s':>13}"
     )
     rows: list[str] = []
     for rank in (args.rank, 0):
@@ -584,7 +584,7 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
                 pad = statistics.median(computed) if computed else float("nan")
                 rows.append(
                     f"  {label + ' (' + unit + ')':<34} {e:12.1f} {t:10.1f} {e / t:10.2f} {e * flops / peak:10.2f} "
-                    f"{t * flops / peak:8.2f} {t * pad * flops / peak:9.2f} {peak / (t * flops):9.2f} {pad:7.2f} {peak / 1e9:13.0f}"
+                    f"{t * flops / peak:8.2f} {t * pad * flops / peak:11.2f} {peak / (t * flops):10.2f} {pad:7.2f} {peak / 1e9:13.0f}"
                 )
     print(header)
     print("\n".join(rows))
