@@ -124,6 +124,7 @@ def test_fused_lora_equals_peft(small_vocab_model: str, dtype: torch.dtype) -> N
     model = apply_lora(model, 4, 0, True, True, True)
     fused = [m for m in model.modules() if isinstance(m, Linear)]
     assert fused and all(type(m) is not Linear for m in fused)
+    torch.manual_seed(0)
     with torch.no_grad():  # a non-zero B, so the adapter term counts
         for m in fused:
             m.lora_B["default"].weight.normal_(0, 0.1)
@@ -144,19 +145,20 @@ def test_fused_lora_equals_peft(small_vocab_model: str, dtype: torch.dtype) -> N
         for name in g_peft:
             torch.testing.assert_close(g_fused[name], g_peft[name], rtol=1e-9, atol=1e-10, msg=name)
     else:
-        # bf16 activations: the fused path runs the adapter in bf16 (as autocast
-        # would), peft in float32. Each is held to the float64 computation of
-        # the same weights: the fused path within bf16 rounding of it, and
-        # about as close as peft's.
+        # bf16 activations: the fused path runs the adapter in bf16 (as bf16
+        # autocast does), peft in float32. Both are held to the float64
+        # computation of the same weights: the fused path within bf16 rounding
+        # of it, and about as close as peft's (the bf16 base dominates both).
         model.double()
         out_ref, g_ref = run()
 
         def err(a: torch.Tensor, ref: torch.Tensor) -> float:
             return float((a.double() - ref).norm() / ref.norm())
 
-        assert err(out_fused, out_ref) < 2e-2 and err(out_fused, out_ref) < 2 * err(out_peft, out_ref)
-        for name in g_ref:
-            assert err(g_fused[name], g_ref[name]) < 5e-2 and err(g_fused[name], g_ref[name]) < 2 * err(g_peft[name], g_ref[name]) + 1e-2, name
+        assert err(out_fused, out_ref) < 2e-2 and err(out_fused, out_ref) < 1.5 * err(out_peft, out_ref)
+        fused_errs = sorted(err(g_fused[n], g_ref[n]) for n in g_ref)
+        peft_errs = sorted(err(g_peft[n], g_ref[n]) for n in g_ref)
+        assert fused_errs[-1] < 0.1 and fused_errs[len(fused_errs) // 2] < 1.5 * peft_errs[len(peft_errs) // 2]
     assert fuse_adapters(model) == len(fused)
 
 
