@@ -1,8 +1,17 @@
 """RL teaches a real small model to use a tool: the `calculator` env on
 SmolLM2-135M-Instruct, offline, on the CPU.
 
+The base model never writes a tool call here (it works sums out in prose), so
+RL alone has nothing to reinforce. `--warmup N` (default 150) first fine-tunes
+it (`cookbook train sl`, one epoch) on N solved tool conversations of the
+env's TRAIN split: each is the env's own opening messages (system prompt with
+the tool specs, its solved example, the question) then a calculator call
+whose result the library's `calculator` tool computes, and the answer; RL then
+starts from that run (`cookbook train rl ... init_from=WARMUP`). `--warmup 0`:
+RL from the base model.
+
 Prints, on held-out problems of the env's test split (greedy, one attempt
-each), before -> after training: accuracy (final answer's last number equals
+each), base -> warm-up -> RL-trained: accuracy (final answer's last number equals
 the reference), the share of episodes that called a tool, the share of turns
 with calls, tool errors per episode; and the training reward and tool use of
 the first and last steps, with wall times. Each part drives the public CLI
@@ -12,7 +21,7 @@ and its output go to WORK/commands.log, and a finished run is reused.
 Slow: minutes per step on 2 busy CPU cores (each episode is several turns of
 a 135M model over a ~400-token prompt); keep it small.
 
-Run: python benchmarks/tool_rl.py [--model smollm2-135m-instruct] [--steps 10] [--group-size 4]
+Run: python benchmarks/tool_rl.py [--model smollm2-135m-instruct] [--warmup 150] [--steps 10] [--group-size 4]
      [--groups-per-batch 2] [--eval-problems 10] [--max-tokens 48] [--max-turns 2] [--lr LR] [--work runs/tool-rl]
 """
 
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,6 +80,73 @@ def metrics_of(result: Any) -> dict[str, float]:
     return {}
 
 
+# How each shipped problem's wording maps to the calculator expression that solves it.
+_EXPRESSIONS = (
+    (re.compile(r"shares (\d+) \w+ equally among (\d+)"), "{0} / {1}"),
+    (re.compile(r"(\d+) \w+ in the morning and (\d+) \w+ in the evening, every day for (\d+)"), "({0} + {1}) * {2}"),
+    (re.compile(r"buys (\d+) \w+ at (\d+) \w+ each and pays with (\d+)"), "{2} - {0} * {1}"),
+    (re.compile(r"has (\d+) \w+ with (\d+) \w+ in each"), "{0} * {1}"),
+    (re.compile(r"are (\d+) \w+ holding (\d+) \w+ each\. (\d+) \w+ are sold"), "{0} * {1} - {2}"),
+)
+
+
+def expression_for(question: str) -> str | None:
+    for pattern, form in _EXPRESSIONS:
+        if found := pattern.search(question):
+            return form.format(*found.groups())
+    return None
+
+
+def warmup_conversations(model: str, n: int) -> list[dict[str, Any]]:
+    """Up to `n` solved tool conversations over the calculator env's train split
+    (never its test split), opening exactly as the env's episodes do. A row is
+    kept only when the calculator's result is its reference answer."""
+    from cookbook_cli.conversations import Conversation
+    from cookbook_cli.models import tokenizer_for_model
+    from cookbook_cli.renderers import get_renderer
+    from cookbook_cli.rl.calculator_env import CalculatorBuilder
+    from cookbook_cli.rl.tool_env import number_matches, solved_example
+    from cookbook_cli.rl.types import EnvContext
+    from cookbook_cli.tools import get_tool
+
+    builder = CalculatorBuilder()
+    renderer = get_renderer("smollm2", tokenizer_for_model(model, "local"))
+    train, _test = builder(EnvContext("calculator", renderer, renderer.tokenizer, group_size=1, groups_per_batch=1))
+    calculator = get_tool("calculator")
+    out: list[dict[str, Any]] = []
+    for row in train.rows:
+        expression = expression_for(row["question"])
+        if expression is None:
+            continue
+        result = str(calculator(expression=expression))
+        if not number_matches(result, row["answer"]):
+            continue
+        env = builder.make_message_env(row, renderer)
+        opening = env.task_messages()
+        solved = solved_example(row["question"], "calculator", {"expression": expression}, result, row["answer"])
+        out.append(Conversation([*opening[:-1], *solved], list(env.tools or [])).to_json())
+        if len(out) == n:
+            break
+    return out
+
+
+def warmup(args: argparse.Namespace, work: Path, model: list[str]) -> tuple[Path, float]:
+    """The supervised warm-up run (reused when finished) and its wall seconds."""
+    run = work / "warmup"
+    done = run / "bench_wall.txt"
+    if not done.is_file():
+        rows = warmup_conversations(args.model, args.warmup)
+        data = work / "warmup.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"  warm-up: {len(rows)} solved tool conversations of the train split -> {data}")
+        lr = ["--lr", args.warmup_lr] if args.warmup_lr else []
+        wall = cookbook(work / "commands.log", "train", "sl", *model, "--dataset", str(data), "--log-dir", str(run),
+                        "--if-exists", "overwrite", "--epochs", "1", "--batch-size", str(args.warmup_batch),
+                        "--save-every", "0", "--eval-every", "0", "--train-on-what", "last_assistant_turn", *lr)
+        done.write_text(f"{wall:.1f}")
+    return run, float(done.read_text())
+
+
 def first_last(run: Path, key: str) -> tuple[float, float]:
     values = [r[key] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if isinstance(r.get(key), (int, float))]
     return (values[0], values[-1]) if values else (float("nan"), float("nan"))
@@ -78,39 +155,54 @@ def first_last(run: Path, key: str) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--warmup", type=int, default=150, help="solved tool conversations to fine-tune on first (0: RL from the base model)")
+    p.add_argument("--warmup-batch", type=int, default=8, help="warm-up conversations per step")
+    p.add_argument("--warmup-lr", default="", help="warm-up learning rate; default: the model's rule")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--groups-per-batch", type=int, default=2)
     p.add_argument("--eval-problems", type=int, default=10)
     p.add_argument("--max-tokens", type=int, default=48, help="sampled tokens per turn")
     p.add_argument("--max-turns", type=int, default=2)
-    p.add_argument("--lr", default="", help="default: the model's rule (cookbook models info)")
+    p.add_argument("--lr", default="", help="RL learning rate; default: the model's rule (cookbook models info)")
     p.add_argument("--work", default="runs/tool-rl")
     args = p.parse_args()
+    if args.warmup < 0:
+        sys.exit(f"--warmup must be >= 0, got {args.warmup}")
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     model = ["--model", args.model]
-    print(f"calculator env on {args.model}: {args.steps} RL steps x {args.groups_per_batch} problems x {args.group_size}, "
-          f"{args.eval_problems} held-out problems greedy, {args.max_turns} turns of {args.max_tokens} tokens")
+    print(f"calculator env on {args.model}: warm-up on {args.warmup} conversations, {args.steps} RL steps x "
+          f"{args.groups_per_batch} problems x {args.group_size}, {args.eval_problems} held-out problems greedy, "
+          f"{args.max_turns} turns of {args.max_tokens} tokens", flush=True)
 
-    before, wall_before = evaluate(args, work, model, "before")
+    stages = [("base", *evaluate(args, work, model, "before"))]
+    walls = {}
+    init: list[str] = []
+    if args.warmup:
+        warm, walls["warm-up"] = warmup(args, work, model)
+        stages.append(("warm-up", *evaluate(args, work, ["--run", str(warm)], "warmup")))
+        init = [f"init_from={warm}"]
     run = work / "run"
     done = run / "bench_wall.txt"
     if not done.is_file():
         lr = ["--lr", args.lr] if args.lr else []
         wall = cookbook(work / "commands.log", "train", "rl", *model, "--env", "calculator", "--log-dir", str(run), "--if-exists", "overwrite",
                         "--max-steps", str(args.steps), "--group-size", str(args.group_size), "--groups-per-batch", str(args.groups_per_batch),
-                        "--save-every", "0", f"max_tokens={args.max_tokens}", f"env.max_turns={args.max_turns}", *lr)
+                        "--save-every", "0", f"max_tokens={args.max_tokens}", f"env.max_turns={args.max_turns}", *init, *lr)
         done.write_text(f"{wall:.1f}")
-    wall_train = float(done.read_text())
-    after, wall_after = evaluate(args, work, ["--run", str(run)], "after")
+    walls["RL"] = float(done.read_text())
+    stages.append(("RL", *evaluate(args, work, ["--run", str(run)], "after")))
 
+    names = " -> ".join(name for name, _, _ in stages)
+    print(f"  held-out ({names}):")
     for key, label in SHOWN:
-        print(f"  held-out {label:<26} {before.get(key, float('nan')):.3f} -> {after.get(key, float('nan')):.3f}")
+        print(f"    {label:<26} " + " -> ".join(f"{m.get(key, float('nan')):.3f}" for _, m, _ in stages))
     for key, label in (("env/reward/mean", "reward"), ("env/used_tool", "episodes calling a tool")):
         first, last = first_last(run, key)
-        print(f"  train {label:<29} {first:.3f} -> {last:.3f} (first -> last step)")
-    print(f"  wall: train {wall_train:.0f}s, eval before {wall_before:.0f}s, after {wall_after:.0f}s")
+        print(f"  RL train {label:<26} {first:.3f} -> {last:.3f} (first -> last step)")
+    print("  wall: " + ", ".join(f"train {k} {v:.0f}s" for k, v in walls.items()) + ", "
+          + ", ".join(f"eval {name} {wall:.0f}s" for name, _, wall in stages))
 
 
 if __name__ == "__main__":
