@@ -59,6 +59,7 @@ class RLConfig(SamplerConfig):
     kl_penalty_coef: float = chz.field(default=0.0, doc="KL penalty against the reference model (0: off)")
     kl_reference_model: str | None = chz.field(default=None, doc="reference model of the KL penalty; default: the base model")
     remove_constant_reward_groups: bool = chz.field(default=False, doc="do not train on groups whose episodes all earned the same reward")
+    init_from: str | None = chz.field(default=None, doc="start from this checkpoint (a run directory, e.g. an SFT run, or a state path)")
 
     MORE_STEPS_OPTION = "the env's options (env.<field>, cookbook envs list)"
 
@@ -146,6 +147,9 @@ async def train_async(config: RLConfig, options: RunOptions | None = None) -> RL
         raise CookbookError(f"env {name!r} made an empty dataset; check its options (cookbook envs list)")
     total_steps = cfg.total_steps(len(dataset), options.say)
     from cookbook_cli.evaluation.in_training import prepare_evaluators
+    from cookbook_cli.preference.reference import resolve_checkpoint
+
+    initial_state = resolve_checkpoint(cfg.init_from, cfg.model, "--init-from") if cfg.init_from else None
 
     evaluators = prepare_evaluators(cfg.evaluators, renderer)
 
@@ -153,6 +157,8 @@ async def train_async(config: RLConfig, options: RunOptions | None = None) -> RL
         start = run.start_position(len(dataset), total_steps)
         t_start = time.monotonic()
         tc = await run.training_client_async(cfg.model, cfg.lora_rank, cfg.seed)
+        if run.resume_from is None and initial_state is not None:  # a resumed run has its own weights
+            await (await tc.load_state_async(initial_state)).result_async()
         reference = None
         if cfg.kl_penalty_coef > 0:
             reference = await run.service.create_sampling_client_async(base_model=cfg.kl_reference_model or cfg.model)
