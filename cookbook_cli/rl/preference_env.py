@@ -1,7 +1,7 @@
 """Built-in env `preference`: RL from a preference model's pairwise judgments.
 
-Each group is `group_size` replies to one prompt (a prompt file, or a
-supervised dataset with its last assistant turns dropped). Once the whole group
+Each group is `group_size` replies to one prompt of a prompt file
+(`env.prompts`, default the sample prompts shipped with cookbook). Once the whole group
 has answered, every pair of its replies is judged by the preference model
 (`env.judge`: a `train pm` run or a model, through `PreferenceJudge`, both
 orders averaged), and each reply's reward is its win rate in the group: the
@@ -22,11 +22,8 @@ from typing import TYPE_CHECKING
 
 import chz
 
-from cookbook_cli.config import RegistryFactory
-from cookbook_cli.data.builders import SupervisedDatasetBuilder
 from cookbook_cli.distill.prompts import PromptDataset, PromptFileBuilder, PromptGroupBuilder
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.plugins import registry
 from cookbook_cli.rl.types import EnvContext, EnvGroupBuilder, Metrics, RLDataset, RLDatasetBuilder
 
 if TYPE_CHECKING:
@@ -84,14 +81,7 @@ class PreferenceEnvBuilder(RLDatasetBuilder):
 
     judge: str = chz.field(default="", doc="the preference model: a `train pm` run directory, or a model")
     judge_engine: str | None = chz.field(default=None, doc="engine of a judge given as a model (a run's is its own); default local")
-    prompts: SupervisedDatasetBuilder | None = chz.field(
-        default=None,
-        meta_factory=RegistryFactory(
-            registry.dataset_builders, PromptFileBuilder, kinds=("prompt", "supervised"), used_by="env `preference`",
-            files={".jsonl": "prompt_file"},
-        ),
-        doc="a prompt file (env.prompts=FILE.jsonl) or a supervised dataset whose last assistant turns are dropped; default: the sample prompts",
-    )
+    prompts: str = chz.field(default="sample", doc="JSONL of conversations ending in a user turn (`sample`: the prompts shipped with cookbook)")
     epochs: int = chz.field(default=10, doc="passes over the prompts: training steps unless --max-steps")
 
     default_max_tokens = 64
@@ -105,5 +95,5 @@ class PreferenceEnvBuilder(RLDatasetBuilder):
         if self.epochs < 1:
             raise CookbookError(f"env.epochs must be at least 1, got {self.epochs}")
         resolve_model(self.judge, self.judge_engine)  # a missing run or model fails now, before the policy loads
-        prompts = load_prompts(self.prompts or PromptFileBuilder(path="sample"), ctx.seed)
+        prompts = load_prompts(PromptFileBuilder(path=self.prompts), ctx.seed)
         return _PreferencePrompts(prompts, ctx, self.epochs, self.judge, self.judge_engine), None
