@@ -53,7 +53,7 @@ class WinRateEvaluator(Evaluator):
 
         resolve_model(self.judge, self.engine)
         if self.baseline:
-            resolve_model(self.baseline, self.engine, "baseline")
+            resolve_model(self.baseline, self.engine, "baseline", ctx.renderer.name)
         prompts, _ = PromptFileBuilder(path=self.prompts).load(0)
         if self.max_examples is not None:
             prompts = prompts[: self.max_examples]
@@ -63,12 +63,13 @@ class WinRateEvaluator(Evaluator):
         import asyncio
 
         from cookbook_cli.completers import SamplingSettings
-        from cookbook_cli.preference.judge import PreferenceJudge, shared_model
+        from cookbook_cli.preference.judge import PreferenceJudge, decided, shared_model
         from cookbook_cli.types import text_of
 
         conv = example.data
         settings = SamplingSettings(max_tokens=self.max_tokens, temperature=self.temperature)
-        client, renderer = shared_model(self.baseline or ctx.sampling_client.get_base_model(), self.engine, "baseline")
+        # a baseline given as a model speaks the evaluated model's format (a run's: its own)
+        client, renderer = shared_model(self.baseline or ctx.sampling_client.get_base_model(), self.engine, "baseline", ctx.renderer.name)
         baseline = EvalContext(renderer, client, ctx.seed)
         mine, theirs = await asyncio.gather(
             ctx.message_completer(settings, example.id)(conv.messages, conv.tools or None),
@@ -80,5 +81,5 @@ class WinRateEvaluator(Evaluator):
             "id": example.id,
             "reply": text_of(mine[0].message),
             "baseline_reply": text_of(theirs[0].message),
-            "metrics": {"win_rate": 0.5 if p == 0.5 else float(p > 0.5), "preference": p},
+            "metrics": {"win_rate": decided(p, True), "preference": p},
         }

@@ -60,8 +60,8 @@ class PreferenceJudge:
         return (straight + swapped) / 2
 
 
-def _decided(p: float, truth: bool) -> float:
-    """1 for the right call, 0 for the wrong one, 0.5 for no preference."""
+def decided(p: float, truth: bool) -> float:
+    """A verdict P(a better) = p scored against `truth` (a is better): 1 for the right call, 0 for the wrong one, 0.5 for no preference."""
     return 0.5 if p == 0.5 else float((p > 0.5) == truth)
 
 
@@ -81,10 +81,10 @@ async def judge_comparisons(judge: PreferenceJudge, comparisons: Sequence[Labele
     both = one = first = better_first = better_second = 0.0
     for c, (straight, swapped) in zip(usable, answers, strict=True):
         a_better = c.label == "A"
-        both += _decided((straight + swapped) / 2, a_better)
-        right_straight, right_swapped = _decided(straight, a_better), _decided(swapped, a_better)
+        both += decided((straight + swapped) / 2, a_better)
+        right_straight, right_swapped = decided(straight, a_better), decided(swapped, a_better)
         one += right_straight + right_swapped
-        first += _decided(straight, True) + _decided(1.0 - swapped, True)  # answered "A" in each order
+        first += decided(straight, True) + decided(1.0 - swapped, True)  # answered "A" in each order
         # the better reply is A in the straight order when the label is A, in the swapped order otherwise
         better_first += right_straight if a_better else right_swapped
         better_second += right_swapped if a_better else right_straight
@@ -99,14 +99,17 @@ async def judge_comparisons(judge: PreferenceJudge, comparisons: Sequence[Labele
 
 
 @contextmanager
-def open_model(spec: str, engine: str | None = None, what: str = "judge") -> Iterator[tuple[SamplingClient, Renderer]]:
+def open_model(
+    spec: str, engine: str | None = None, what: str = "judge", renderer: str | None = None
+) -> Iterator[tuple[SamplingClient, Renderer]]:
     """A sampling client and the renderer of `spec`: a run directory (e.g. a
     `train pm` run; its newest checkpoint, its renderer and engine) or a model
-    (on `engine`, default local). The engine service closes on exit."""
+    (on `engine`, default local; with `renderer`, else its family's). The
+    engine service closes on exit."""
     from cookbook_cli.errors import CookbookError
     from cookbook_cli.sources import open_sampler, renderer_for
 
-    source = resolve_model(spec, engine, what)
+    source = resolve_model(spec, engine, what, renderer)
     try:
         renderer = renderer_for(source)
     except CookbookError as e:
@@ -122,7 +125,7 @@ def open_judge(spec: str, engine: str | None = None) -> Iterator[PreferenceJudge
         yield PreferenceJudge(client, renderer)
 
 
-def resolve_model(spec: str, engine: str | None = None, what: str = "judge") -> ModelSource:
+def resolve_model(spec: str, engine: str | None = None, what: str = "judge", renderer: str | None = None) -> ModelSource:
     """The `ModelSource` of a run directory or model (checked now: a missing one is one line)."""
     from cookbook_cli.errors import CookbookError
     from cookbook_cli.local_paths import refuse_missing_path
@@ -135,23 +138,23 @@ def resolve_model(spec: str, engine: str | None = None, what: str = "judge") -> 
     if RunReader.at(spec) is not None:
         return resolve_source(run=spec)
     refuse_missing_path(spec, what, instead)
-    return resolve_source(model=spec, engine=engine)
+    return resolve_source(model=spec, engine=engine, renderer=renderer)
 
 
-_SHARED: dict[tuple[str, str | None], tuple[SamplingClient, Renderer]] = {}
+_SHARED: dict[tuple[str, str | None, str | None], tuple[SamplingClient, Renderer]] = {}
 
 
-def shared_model(spec: str, engine: str | None = None, what: str = "judge") -> tuple[SamplingClient, Renderer]:
-    """One open `open_model(spec, engine)` per process, opened on first use and
+def shared_model(spec: str, engine: str | None = None, what: str = "judge", renderer: str | None = None) -> tuple[SamplingClient, Renderer]:
+    """One open `open_model(spec, engine, renderer)` per process, opened on first use and
     closed when the process exits: every group of an RL run (and every pickled
     copy of one) and every example of an evaluation asks the same loaded model."""
     import atexit
     from contextlib import ExitStack
 
-    key = (spec, engine)
+    key = (spec, engine, renderer)
     if key not in _SHARED:
         stack = ExitStack()
-        _SHARED[key] = stack.enter_context(open_model(spec, engine, what))
+        _SHARED[key] = stack.enter_context(open_model(spec, engine, what, renderer))
         atexit.register(stack.close)
     return _SHARED[key]
 

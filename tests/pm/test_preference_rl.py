@@ -92,19 +92,20 @@ def test_kill_9_resumes_rl_with_the_preference_env_to_the_same_run(rl_run, tmp_p
 
 
 @pytest.mark.parametrize(
-    ("words", "message"),
+    ("args", "message"),
     [
         ([], "env preference needs a judge: env.judge=RUN"),
         (["env.judge=/no/such/pm-run"], "judge '/no/such/pm-run' does not exist"),
         (["env.judge=random:tiny:llama3", "env.prompts=/no/such/prompts.jsonl"], "prompt file '/no/such/prompts.jsonl' does not exist"),
+        (["--init-from", "/no/such/sft-run", "env.judge=random:tiny:llama3"], "--init-from '/no/such/sft-run' does not exist"),
     ],
 )
-def test_bad_preference_env_input_is_one_line(tmp_path, words, message):
+def test_bad_preference_env_input_is_one_line(tmp_path, args, message):
     from typer.testing import CliRunner
 
     from cookbook_cli.cli.main import app
 
-    result = CliRunner().invoke(app, ["train", "rl", "--env", "preference", "--log-dir", str(tmp_path / "run"), *words])
+    result = CliRunner().invoke(app, ["train", "rl", "--env", "preference", "--log-dir", str(tmp_path / "run"), *args])
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], result.output
     assert not (tmp_path / "run").exists()
