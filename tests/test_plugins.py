@@ -220,6 +220,7 @@ def test_plugins_list_shows_the_builtins_as_one_distribution_with_its_modules():
     assert set(builtin[0]["hooks"]) == {
         "register_renderers", "register_models", "register_envs", "register_dataset_builders",
         "register_loss_functions", "register_engines", "register_loggers", "register_evaluators", "register_recipes",
+        "register_tools",
     }
     table = runner.invoke(app, ["plugins", "list"]).stdout
     assert "cookbook-cli (built-in)" in table and "cookbook_cli.default_plugins.models" in table

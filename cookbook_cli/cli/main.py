@@ -73,6 +73,7 @@ def _add_groups() -> None:
     app.add_typer(__import__("cookbook_cli.cli.runs_cmd", fromlist=["app"]).app, name="runs")
     app.add_typer(__import__("cookbook_cli.cli.datasets_cmd", fromlist=["app"]).app, name="datasets")
     app.add_typer(__import__("cookbook_cli.cli.envs_cmd", fromlist=["app"]).app, name="envs")
+    app.add_typer(__import__("cookbook_cli.cli.tools_cmd", fromlist=["app"]).app, name="tools")
     app.command("sample")(__import__("cookbook_cli.cli.sample_cmd", fromlist=["sample"]).sample)
     app.command("export")(__import__("cookbook_cli.cli.export_cmd", fromlist=["export"]).export)
     app.command("chat")(__import__("cookbook_cli.cli.chat_cmd", fromlist=["chat"]).chat)

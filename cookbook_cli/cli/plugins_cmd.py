@@ -78,7 +78,7 @@ def list_plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 
 @app.command("new")
 def new_plugin(
-    kind: str = typer.Argument(..., help="What the plugin adds: renderer, env, dataset, loss or recipe."),
+    kind: str = typer.Argument(..., help="What the plugin adds: renderer, env, dataset, loss, recipe or tool."),
     name: str = typer.Argument(..., help="The name it registers, e.g. acme_chatml (lowercase; parts joined by _ - or .)."),
     directory: Path = typer.Option(None, "--dir", help="Where to write the package (default: ./cookbook-NAME). Must not exist, or be empty."),
 ) -> None:

@@ -44,6 +44,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cookbook_cli.default_plugins.envs",
     "cookbook_cli.default_plugins.loggers",
     "cookbook_cli.default_plugins.evaluators",
+    "cookbook_cli.default_plugins.tools",
     "cookbook_cli.default_plugins.recipes",
 )
 

@@ -202,6 +202,13 @@ loss_functions: Registry[Any] = Registry("register_loss_functions", "loss functi
 engines: Registry[Any] = Registry("register_engines", "engine", "cookbook engines list")
 loggers: Registry[Any] = Registry("register_loggers", "logger", "cookbook loggers list")
 evaluators: Registry[Any] = Registry("register_evaluators", "evaluator", "cookbook evaluators list")
+tools: Registry[Any] = Registry(
+    "register_tools",
+    "tool",
+    "cookbook tools list",
+    attrs=("fn", "parameters", "timeout_s"),
+    expects="a cookbook_cli.tools.Tool (the cookbook_cli.tools.tool decorator makes one of a typed function)",
+)
 
 recipes: Registry[Any] = Registry(
     "register_recipes",
@@ -213,7 +220,7 @@ recipes: Registry[Any] = Registry(
 )
 
 ALL: dict[str, Registry[Any]] = {
-    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines, loggers, evaluators, recipes)
+    r.hook: r for r in (renderers, models, envs, dataset_builders, loss_functions, engines, loggers, evaluators, recipes, tools)
 }
 
 

@@ -104,6 +104,18 @@ def register_engines(register: Register) -> None:
 
 
 @hookspec
+def register_tools(register: Register) -> None:
+    """Register tools an agent may call: `register(name, tool, description)`,
+    where `tool` is a `cookbook_cli.tools.Tool` (a name, a description, the JSON
+    schema of its arguments, a sync or async `fn` and a `timeout_s`; the
+    `cookbook_cli.tools.tool` decorator derives the schema from a typed
+    function). The registered name and description win over the Tool's own.
+    `cookbook tools list` shows them; tool-use envs look them up by name.
+
+    Extras core reads: none."""
+
+
+@hookspec
 def register_loggers(register: Register) -> None:
     """Register experiment trackers: `register(name, factory, description, **extras)`,
     where `factory(ctx: LoggerContext) -> Logger` (see `cookbook_cli.loggers`).

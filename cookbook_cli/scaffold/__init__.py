@@ -5,8 +5,8 @@
 
 One kind per hook a third party most often implements: `renderer`
 (`register_renderers`), `env` (`register_envs`), `dataset`
-(`register_dataset_builders`), `loss` (`register_loss_functions`) and
-`recipe` (`register_recipes`). Each
+(`register_dataset_builders`), `loss` (`register_loss_functions`),
+`recipe` (`register_recipes`) and `tool` (`register_tools`). Each
 package has a pyproject declaring the `cookbook` entry point, a module with the
 hook implementation, a README and tests that pass unmodified once the package
 is installed (`pip install -e DIR && pytest DIR`), using the helpers of
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cookbook_cli.errors import CookbookError
 
-KINDS = ("renderer", "env", "dataset", "loss", "recipe")
+KINDS = ("renderer", "env", "dataset", "loss", "recipe", "tool")
 
 #: What each kind registers, and the command that lists it.
 KIND_INFO = {
@@ -39,6 +39,7 @@ KIND_INFO = {
     "dataset": ("register_dataset_builders", "cookbook datasets list"),
     "loss": ("register_loss_functions", "cookbook losses list"),
     "recipe": ("register_recipes", "cookbook train --help"),
+    "tool": ("register_tools", "cookbook tools list"),
 }
 
 # Per-kind values for the shared templates.
@@ -67,6 +68,11 @@ _KIND_VARS = {
         "description": "A training recipe for cookbook",
         "package_data": "[]",
         "test_requires": '"pytest>=8", "{cookbook}[local]"',
+    },
+    "tool": {
+        "description": "A tool for cookbook's tool-use agents",
+        "package_data": "[]",
+        "test_requires": '"pytest>=8"',
     },
 }
 
@@ -114,6 +120,12 @@ _FILES = {
         ("recipe/plugin.py.tmpl", "{module}/__init__.py"),
         ("recipe/recipe.py.tmpl", "{module}/recipe.py"),
         ("recipe/test_plugin.py.tmpl", "tests/test_{module}.py"),
+    ],
+    "tool": [
+        ("tool/README.md.tmpl", "README.md"),
+        ("tool/plugin.py.tmpl", "{module}/__init__.py"),
+        ("tool/tool.py.tmpl", "{module}/tool.py"),
+        ("tool/test_plugin.py.tmpl", "tests/test_{module}.py"),
     ],
 }
 

@@ -3,7 +3,7 @@ scaffolded into a temporary directory, installed into a fresh virtual
 environment with the project, its own tests run with that venv's pytest, and
 its name listed by that venv's `cookbook <kind>s list --json`.
 
-The five packages are installed with one pip call and tested with one pytest
+The packages are installed with one pip call and tested with one pytest
 run (torch is imported once); the results are then checked per package.
 """
 
@@ -25,6 +25,7 @@ KINDS = {
     "dataset": ("acme-capitals", ["datasets", "list", "--json"], 3),
     "loss": ("acme_lnpg", ["losses", "list", "--json"], 4),
     "recipe": ("acme_lastturn", ["train", "--help"], 4),
+    "tool": ("acme_wordcount", ["tools", "list", "--json"], 3),
 }
 
 
