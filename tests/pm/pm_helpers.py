@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PM_STEPS = 20
-PM_ARGS = ["train", "pm", "--max-steps", str(PM_STEPS), "--batch-size", "8", "--lr", "3e-3", "lr_schedule=constant", "--eval-every", "10", "--save-every", "4"]
+PM_ARGS = ["train", "pm", "--max-steps", str(PM_STEPS), "--batch-size", "8", "--lr", "3e-3", "--lora-rank", "0", "min_lr_ratio=0.6667", "--eval-every", "10", "--save-every", "4"]
 
 
 def pm_args(log_dir: Path, *extra: str) -> list[str]:
