@@ -18,7 +18,7 @@ resumes with --if-exists resume):
 Too slow for the test suite (minutes on 2 CPU cores).
 
 Run: python benchmarks/rlhf.py [--model smollm2-135m-instruct] [--work runs/rlhf-bench]
-     [--sft-steps 10] [--pm-steps 24] [--rl-steps 6] [--max-tokens 32]
+     [--sft-steps 10] [--pm-steps 24] [--rl-steps 6] [--max-tokens 32] [--eval-prompts 24]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--pm-steps", type=int, default=24)
     p.add_argument("--rl-steps", type=int, default=6)
     p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--eval-prompts", type=int, default=24, help="sample prompts the win rate is measured on")
     args = p.parse_args()
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -92,14 +93,14 @@ def main() -> None:
     ):
         print(f"  {label:24s} {first[key]:+.3f} -> {last[key]:+.3f}")
 
-    judge = f"judge={pm} baseline={sft} max_tokens={args.max_tokens}"
+    judge = f"judge={pm} baseline={sft} max_tokens={args.max_tokens} max_examples={args.eval_prompts}"
     rl, rl_wall = stage(
         work, "rl", "rl", "--env", "preference", *model, "--init-from", str(sft), "--group-size", "4", "--groups-per-batch", "4",
         "--max-steps", str(args.rl_steps), "--save-every", "2", f"env.judge={pm}", f"max_tokens={args.max_tokens}",
         f"eval_every={args.rl_steps}", f"evaluators=win_rate {judge}",
     )
     wins = evaluations(rl, "test/win_rate/win_rate")
-    print(f"rl: {args.rl_steps} steps in {rl_wall:.0f}s, win rate against the SFT start on the sample prompts, judged by the pm")
+    print(f"rl: {args.rl_steps} steps in {rl_wall:.0f}s, win rate against the SFT start on {args.eval_prompts} sample prompts, judged by the pm")
     print(f"  win rate    {wins[0]['test/win_rate/win_rate']:.3f} -> {wins[-1]['test/win_rate/win_rate']:.3f}")
     print(f"  preference  {wins[0]['test/win_rate/preference']:.3f} -> {wins[-1]['test/win_rate/preference']:.3f}")
 

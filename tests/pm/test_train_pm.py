@@ -1,7 +1,7 @@
 """`cookbook train pm` end to end on the local engine (tiny random Llama, CPU),
 on the shipped sample comparisons: the judge's held-out accuracy (both orders
 averaged) reaches 0.9 with its position bias reported; the run is a run like
-any other (`runs show`, `sample`, `eval`); a run killed with -9 after a step
+any other (`runs show`, `sample`, `eval`, `export`); a run killed with -9 after a step
 and during a checkpoint write resumes to the uninterrupted run's metrics and
 weights."""
 
@@ -53,6 +53,8 @@ def test_a_trained_judge_is_a_run_like_any_other(pm_run, tmp_path):
     proc = run_cli(["sample", "--run", str(log_dir), "--prompts", str(prompts), "--out", str(out), "--temperature", "0", "--max-tokens", "2"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(out.read_text().splitlines()) == 1
+    proc = run_cli(["eval", "--run", str(log_dir), "nll", "max_examples=2"], timeout=300)
+    assert proc.returncode == 0 and "nll" in proc.stdout, proc.stderr[-2000:]
     proc = run_cli(["export", str(log_dir), "--out", str(tmp_path / "hf")], timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "hf" / "config.json").is_file()
