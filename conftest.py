@@ -109,3 +109,18 @@ def fake_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
     yield fakes
     for module in fakes.modules:  # the next test's module of the same name is a new one
         sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def bwrap_backend() -> str:
+    """The code sandbox's bubblewrap path. In CI (CI=true) bwrap missing is a
+    failure, never a skip: scripts/test.sh installs it."""
+    from cookbook_cli.sandbox import sandbox_backend
+    from cookbook_cli.sandbox.bwrap import bwrap_problem
+
+    problem = bwrap_problem()
+    if problem is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{problem}: scripts/test.sh installs bubblewrap (apt-get install bubblewrap)")
+        pytest.skip(problem)
+    return sandbox_backend("bwrap")

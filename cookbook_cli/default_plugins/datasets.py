@@ -67,6 +67,22 @@ def register_builtin_preference_builders(register: Register) -> None:
 
 
 @hookimpl(specname="register_dataset_builders")
+def register_builtin_unpaired_builders(register: Register) -> None:
+    from cookbook_cli.preference.unpaired_builders import UnpairedBuilder, UnpairedFromPairsBuilder
+
+    register(
+        "unpaired", UnpairedBuilder,
+        "JSONL file of unpaired rows {prompt, completion, label: true|false} for `train kto` (default: the bundled sample)",
+        kind="preference-unpaired",
+    )
+    register(
+        "unpaired_pairs", UnpairedFromPairsBuilder,
+        "a comparison file as unpaired rows: chosen desirable, rejected undesirable (default: the bundled paired sample)",
+        kind="preference-unpaired",
+    )
+
+
+@hookimpl(specname="register_dataset_builders")
 def register_builtin_prompt_builders(register: Register) -> None:
     from cookbook_cli.distill.prompts import PromptFileBuilder
 

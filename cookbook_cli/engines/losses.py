@@ -213,6 +213,9 @@ def check_loss(name: str, loss_fn_config: Mapping[str, Any] | None) -> None:
     from cookbook_cli.plugins import registry
 
     entry = registry.loss_functions.get(name)  # unknown names: suggestions
+    kind = entry.extra.get("kind")
+    if kind:  # e.g. the preference losses, which read per-pair sums and a reference
+        raise CookbookError(f"loss {name!r} is a {kind} loss (a `--loss-type` of the preference recipes), not a loss over per-token logprobs")
     if isinstance(entry.obj, BuiltinLoss):
         entry.obj.resolve_config(loss_fn_config)
         return

@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cookbook_cli.default_plugins.models",
     "cookbook_cli.default_plugins.datasets",
     "cookbook_cli.default_plugins.engines",
+    "cookbook_cli.default_plugins.losses",
     "cookbook_cli.default_plugins.envs",
     "cookbook_cli.default_plugins.loggers",
     "cookbook_cli.default_plugins.evaluators",

@@ -81,7 +81,11 @@ def register_loss_functions(register: Register) -> None:
 
     Extras core reads:
     - `builtin`: True for the engines' own losses (computed by name in
-      `forward_backward`); core marks its own, a plugin leaves it out."""
+      `forward_backward`); core marks its own, a plugin leaves it out;
+    - `kind`: "preference" (a `cookbook_cli.preference.losses.PreferenceLoss`
+      over (chosen, rejected) pairs: a `train dpo --loss-type` choice) or
+      "preference-unpaired" (over desirable/undesirable rows: `train kto
+      --loss-type`); left out, a loss over per-token logprobs."""
 
 
 @hookspec

@@ -50,7 +50,7 @@ def sample_preferences_path() -> Path:
     return Path(str(resources.files("cookbook_cli.data").joinpath(SAMPLE_FILE)))
 
 
-def _count_or_fraction(test_size: float) -> int | float:
+def count_or_fraction(test_size: float) -> int | float:
     if test_size < 0:
         raise CookbookError(f"dataset.test_size must be >= 0 (a fraction below 1, or a number of rows), got {test_size}")
     return test_size if 0 < test_size < 1 else int(round(test_size))
@@ -58,7 +58,11 @@ def _count_or_fraction(test_size: float) -> int | float:
 
 @chz.chz
 class PreferenceDatasetBuilder:
-    """Base of every preference dataset builder."""
+    """Base of every preference dataset builder (`dataset_class` makes the
+    datasets of its rows: comparisons, or the unpaired rows of `unpaired`)."""
+
+    dataset_class: ClassVar[type[PreferenceDataset]] = PreferenceDataset
+    rows_word: ClassVar[str] = "comparisons"
 
     def load(self, seed: int) -> tuple[ComparisonSet, ComparisonSet]:
         """Train and test comparisons (test may be empty), ties included."""
@@ -80,17 +84,17 @@ class PreferenceDatasetBuilder:
             logger.warning("dataset %s: skipped %s", name, train_set.describe_skipped())
         if not train_set.comparisons:
             left_out = f" (skipped: {train_set.describe_skipped()})" if train_set.skipped else ""
-            raise CookbookError(f"dataset {name} has no usable training comparisons{left_out}")
-        train = PreferenceDataset(train_set.comparisons, renderer, batch_size, max_length, seed, name, train_set.skipped)
+            raise CookbookError(f"dataset {name} has no usable training {self.rows_word}{left_out}")
+        train = self.dataset_class(train_set.comparisons, renderer, batch_size, max_length, seed, name, train_set.skipped)
         train.validate()
         if len(train) == 0:
             raise CookbookError(
-                f"dataset {name} has {train.num_rows} usable training comparisons, fewer than one batch of {batch_size} "
-                "pairs; lower --batch-size"
+                f"dataset {name} has {train.num_rows} usable training {self.rows_word}, fewer than one batch of {batch_size}; "
+                "lower --batch-size"
             )
         test = None
         if test_set.comparisons:
-            test = PreferenceDataset(test_set.comparisons, renderer, batch_size, max_length, seed, f"{name} (test)", test_set.skipped)
+            test = self.dataset_class(test_set.comparisons, renderer, batch_size, max_length, seed, f"{name} (test)", test_set.skipped)
             test.validate(require_trainable=False)
         return train, test
 
@@ -109,7 +113,7 @@ class ComparisonsBuilder(PreferenceDatasetBuilder):
         return str(self.resolved_path()) if self.path else f"sample ({SAMPLE_FILE})"
 
     def load(self, seed: int) -> tuple[ComparisonSet, ComparisonSet]:
-        size = _count_or_fraction(self.test_size)
+        size = count_or_fraction(self.test_size)
         train, test = split_train_test(load_comparisons(self.resolved_path()), size, seed)
         return ComparisonSet(train), ComparisonSet(test)
 
@@ -164,7 +168,7 @@ class HfPreferenceBuilder(PreferenceDatasetBuilder):
         return out
 
     def load(self, seed: int) -> tuple[ComparisonSet, ComparisonSet]:
-        size = _count_or_fraction(self.test_size)
+        size = count_or_fraction(self.test_size)
         train = self._read(self.train_split)
         if self.test_split:
             return train, self._read(self.test_split)

@@ -31,7 +31,7 @@ from cookbook_cli.conversations import Conversation, parse_messages, parse_tools
 from cookbook_cli.user_files import iter_jsonl
 from cookbook_cli.data.supervised import ConversationDataset, SupervisedDataset
 from cookbook_cli.errors import CookbookError
-from cookbook_cli.preference.types import Comparison, LabeledComparison, parse_label, skip_reason
+from cookbook_cli.preference.types import Comparison, LabeledComparison, parse_label
 from cookbook_cli.types import Message, TrainOnWhat
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ _COMPLETION_ROLES = ("assistant", "tool")
 # -- reading comparisons ------------------------------------------------------------------
 
 
-def _completion(raw: Any, where: str, name: str) -> list[Message]:
+def completion_messages(raw: Any, where: str, name: str) -> list[Message]:
     """A completion: a list of assistant (and tool-result) messages, or a string."""
     if isinstance(raw, str):
         return [{"role": "assistant", "content": raw}]
@@ -68,7 +68,7 @@ def check_completion(messages: list[Message], where: str, name: str) -> list[Mes
     return messages
 
 
-def _prompt(raw: Any, where: str, name: str) -> list[Message]:
+def prompt_messages(raw: Any, where: str, name: str) -> list[Message]:
     if isinstance(raw, str):
         return [{"role": "user", "content": raw}] if raw else []
     return parse_messages(raw, where, name)
@@ -98,8 +98,8 @@ def _from_comparison_shape(obj: dict[str, Any], where: str) -> LabeledComparison
     label = parse_label(obj["label"], where)
     comparison = Comparison(
         prompt_conversation=parse_messages(body["prompt_conversation"], where, "comparison.prompt_conversation"),
-        completion_A=_completion(body["completion_A"], where, "comparison.completion_A"),
-        completion_B=_completion(body["completion_B"], where, "comparison.completion_B"),
+        completion_A=completion_messages(body["completion_A"], where, "comparison.completion_A"),
+        completion_B=completion_messages(body["completion_B"], where, "comparison.completion_B"),
         tools=parse_tools(obj.get("tools", body.get("tools")), where),
     )
     return LabeledComparison(comparison, label, where)
@@ -110,11 +110,11 @@ def _from_chosen_rejected_shape(obj: dict[str, Any], where: str) -> LabeledCompa
         if key not in obj:
             raise CookbookError(f"{where}: missing field {key!r} (a line needs \"chosen\" and \"rejected\")")
     if "prompt" in obj:
-        prompt = _prompt(obj["prompt"], where, "prompt")
-        chosen = _completion(obj["chosen"], where, "chosen")
-        rejected = _completion(obj["rejected"], where, "rejected")
+        prompt = prompt_messages(obj["prompt"], where, "prompt")
+        chosen = completion_messages(obj["chosen"], where, "chosen")
+        rejected = completion_messages(obj["rejected"], where, "rejected")
     elif isinstance(obj["chosen"], str) and isinstance(obj["rejected"], str):
-        prompt, chosen, rejected = [], _completion(obj["chosen"], where, "chosen"), _completion(obj["rejected"], where, "rejected")
+        prompt, chosen, rejected = [], completion_messages(obj["chosen"], where, "chosen"), completion_messages(obj["rejected"], where, "rejected")
     else:
         # implicit prompt: both sides are whole conversations; the shared start is the prompt
         full_c = parse_messages(obj["chosen"], where, "chosen")
@@ -197,7 +197,7 @@ class ComparisonSet:
         kept = []
         skipped = Counter(self.skipped)
         for lc in self.comparisons:
-            reason = skip_reason(lc)
+            reason = lc.skip_reason()
             if reason is None:
                 kept.append(lc)
             else:
@@ -240,6 +240,9 @@ class PreferenceBatch:
     rejected: list[tinker.types.Datum]
     stats: PreferenceBatchStats = field(default_factory=PreferenceBatchStats)
     rows: list[int] = field(default_factory=list)  # the dataset row (comparison index) of each pair
+    #: unpaired rows (KTO): whether each row's completion is desirable (its second
+    #: datum is then the row's prompt with a mismatched completion); None for pairs
+    desirable: list[bool] | None = None
 
     @property
     def datums(self) -> list[tinker.types.Datum]:
@@ -249,7 +252,7 @@ class PreferenceBatch:
         return len(self.chosen)
 
 
-def _trainable(messages: Sequence[Message], train: bool) -> list[Message]:
+def trainable(messages: Sequence[Message], train: bool) -> list[Message]:
     """Copies marked for `train_on_what=customized`: a completion's assistant
     messages are trained, everything else (prompt, tool results) is not."""
     return [{**m, "trainable": train and m["role"] == "assistant"} for m in messages]  # type: ignore[typeddict-item]
@@ -275,24 +278,28 @@ class PreferenceDataset(SupervisedDataset):
     ) -> None:
         if max_length is not None and max_length < 2:
             raise CookbookError(f"max_length must be at least 2, got {max_length}")
-        self.comparisons = list(comparisons)
+        sides = self.make_sides(comparisons, batch_size, name)
         self.max_length = max_length
         self.name = name
         self.skipped: Counter[str] = Counter(skipped or {})
-        # Row 2i is pair i's chosen conversation, row 2i+1 its rejected one; the
-        # conversation dataset renders them (one batched tokenizer call per batch)
-        # and names the comparison's file and line in any rendering error.
+        # The conversation dataset renders the sides (one batched tokenizer call
+        # per batch) and names the row's file and line in any rendering error.
+        self._sides = ConversationDataset(sides, renderer, 1, None, TrainOnWhat.CUSTOMIZED, seed, name=name)
+        super().__init__(len(sides) // 2, batch_size, seed)
+
+    def make_sides(self, comparisons: Sequence[Any], batch_size: int, name: str) -> list[Conversation]:
+        """The two conversations of each row: row i is `sides[2i]` (chosen) and `sides[2i + 1]` (rejected)."""
+        self.comparisons = list(comparisons)
         sides: list[Conversation] = []
         for lc in self.comparisons:
             try:
                 chosen, rejected = lc.chosen_and_rejected()
             except CookbookError:
                 raise CookbookError(f"{lc.source or name}: a tie cannot be trained on; filter with ComparisonSet.usable()") from None
-            prompt = _trainable(lc.comparison.prompt_conversation, False)
+            prompt = trainable(lc.comparison.prompt_conversation, False)
             for completion in (chosen, rejected):
-                sides.append(Conversation(prompt + _trainable(completion, True), lc.comparison.tools, source=lc.source))
-        self._sides = ConversationDataset(sides, renderer, 1, None, TrainOnWhat.CUSTOMIZED, seed, name=name)
-        super().__init__(len(self.comparisons), batch_size, seed)
+                sides.append(Conversation(prompt + trainable(completion, True), lc.comparison.tools, source=lc.source))
+        return sides
 
     @property
     def renderer(self) -> Renderer:

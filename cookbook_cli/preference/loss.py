@@ -1,4 +1,5 @@
-"""The DPO loss, as a custom loss for `forward_backward_custom` (so it runs on every engine).
+"""Completion logprob sums, and the DPO loss as a custom loss for `forward_backward_custom`
+(so it runs on every engine; the other preference losses are in `losses`).
 
 For pair i, with S the sum of the completion tokens' logprobs (the datum's
 `weights` mark them) under the policy and S_ref under the frozen reference:
@@ -31,7 +32,8 @@ DEFAULT_BETA = 0.1
 DPOLossFn = Callable[["list[types.Datum]", "list[torch.Tensor]"], "tuple[torch.Tensor, dict[str, float]]"]
 
 
-def _weights(datum: types.Datum) -> Any:
+def datum_weights(datum: types.Datum) -> Any:
+    """The datum's `weights` input, which marks its completion tokens."""
     if "weights" not in datum.loss_fn_inputs:
         raise CookbookError("a DPO datum needs loss_fn_inputs['weights'] marking its completion tokens")
     return datum.loss_fn_inputs["weights"]
@@ -71,7 +73,7 @@ def pair_logprob_sums(data: Sequence[types.Datum], logprobs: Sequence[Any]) -> l
         raise CookbookError(f"DPO data are (chosen, rejected) pairs; got an odd number of datums ({len(data)})")
     if len(logprobs) != len(data):
         raise CookbookError(f"{len(logprobs)} logprob arrays for {len(data)} datums")
-    sums = [completion_logprob_sum(lp, _weights(d)) for d, lp in zip(data, logprobs, strict=True)]
+    sums = [completion_logprob_sum(lp, datum_weights(d)) for d, lp in zip(data, logprobs, strict=True)]
     return [(float(sums[i]), float(sums[i + 1])) for i in range(0, len(sums), 2)]
 
 
@@ -87,45 +89,16 @@ def target_logprobs_from_prompt_logprobs(prompt_logprobs: Sequence[float | None]
 
 def dpo_loss_fn(reference_sums: Sequence[tuple[float, float]], beta: float = DEFAULT_BETA) -> DPOLossFn:
     """The DPO loss over interleaved (chosen, rejected) data, for
-    `training_client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, beta))`.
+    `training_client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, beta))`:
+    the registered `sigmoid` preference loss without label smoothing.
 
     Metrics: dpo_loss, accuracy (share of pairs with h > 0), chosen_reward and
     rejected_reward (mean of beta * the log-ratio to the reference), margin
     (mean of their difference, beta * h) and num_pairs."""
+    from cookbook_cli.preference.losses import BUILTIN_PREFERENCE_LOSSES
+
     if not beta > 0:
         raise CookbookError(f"DPO beta must be > 0, got {beta}")
-    reference = [(float(c), float(r)) for c, r in reference_sums]
-    if not reference:
+    if not reference_sums:
         raise CookbookError("the DPO loss needs at least one (chosen, rejected) pair")
-
-    def dpo_loss(data: list[types.Datum], logprobs_list: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        import torch
-        import torch.nn.functional as F
-
-        if len(data) != 2 * len(reference):
-            raise CookbookError(
-                f"DPO loss built for {len(reference)} pairs got {len(data)} datums; pass the batch's datums "
-                "([chosen_0, rejected_0, ...]) with the reference sums of the same pairs"
-            )
-        if len(logprobs_list) != len(data):
-            raise CookbookError(f"{len(logprobs_list)} logprob tensors for {len(data)} datums")
-        sums = torch.stack([completion_logprob_sum(lp, _weights(d)) for d, lp in zip(data, logprobs_list, strict=True)])
-        ref = torch.tensor(reference, dtype=torch.float64, device=sums.device)
-        chosen_ratio = sums[0::2] - ref[:, 0]
-        rejected_ratio = sums[1::2] - ref[:, 1]
-        h = chosen_ratio - rejected_ratio
-        loss = -F.logsigmoid(beta * h).mean()
-        with torch.no_grad():
-            chosen_reward = beta * chosen_ratio
-            rejected_reward = beta * rejected_ratio
-            metrics = {
-                "dpo_loss": float(loss),
-                "accuracy": float((h > 0).double().mean()),
-                "chosen_reward": float(chosen_reward.mean()),
-                "rejected_reward": float(rejected_reward.mean()),
-                "margin": float((chosen_reward - rejected_reward).mean()),
-                "num_pairs": float(len(reference)),
-            }
-        return loss, metrics
-
-    return dpo_loss
+    return BUILTIN_PREFERENCE_LOSSES["sigmoid"].custom_loss("sigmoid", {"beta": beta}, reference_sums)

@@ -43,6 +43,9 @@ class LabeledComparison:
     def is_tie(self) -> bool:
         return self.label == "Tie"
 
+    def skip_reason(self) -> str | None:
+        return skip_reason(self)
+
     def swap(self) -> LabeledComparison:
         swapped: Label = {"A": "B", "B": "A", "Tie": "Tie"}[self.label]  # type: ignore[assignment]
         return LabeledComparison(self.comparison.swap(), swapped, self.source)

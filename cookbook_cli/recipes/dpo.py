@@ -2,18 +2,23 @@
 
 Per pair of completions (chosen c, rejected r) of one prompt, with S the sum
 of the completion tokens' logprobs under the policy and S_ref under the frozen
-reference:
+reference, the default loss (`loss_type=sigmoid`) is
 
     h    = (S_c - S_c_ref) - (S_r - S_r_ref)
     loss = mean over pairs of -log sigmoid(beta * h)
 
+and `loss_type` picks any registered preference loss (`cookbook_cli.preference.losses`:
+ipo, hinge, robust, simpo, orpo, a plugin's); a reference-free one (simpo,
+orpo) runs no reference pass at all. `train kto` (`recipes/kto.py`) is this
+loop over unpaired rows.
+
 The loop, against the engine protocol only:
 
-- before step 0 the reference's sums of every pair (train and test) are
+- before step 0 (when the loss needs a reference) the reference's sums of every pair (train and test) are
   computed once and kept with the run (`cookbook_cli.preference.reference`);
   a resumed run reads them back;
 - step s trains on batch s % B of epoch s // B: one forward_backward_custom
-  with the DPO loss (one forward and one backward) and one optim_step;
+  with the loss (one forward and one backward) and one optim_step;
 - every `eval_every` steps (before that step's update) and at the end, the same
   loss, accuracy and margin on the held-out pairs, under `test/`;
 - checkpoints every `save_every` steps and at the end, through the run lifecycle
@@ -34,7 +39,7 @@ from cookbook_cli.config import RegistryFactory
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.plugins import registry
 from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
-from cookbook_cli.preference.loss import DEFAULT_BETA
+from cookbook_cli.preference.losses import PAIRED, LossChoices, PreferenceLoss
 from cookbook_cli.run.checkpoints import Position
 from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
 from cookbook_cli.recipes.epoch_loop import grad_norm_of
@@ -62,14 +67,49 @@ class DPOConfig(EpochConfig):
         ),
         doc="preference dataset builder name (cookbook datasets list) or a comparisons .jsonl file; its fields are dataset.<field>",
     )
-    beta: float = chz.field(default=DEFAULT_BETA, doc="DPO temperature: how far the policy may move from the reference")
+    loss_type: str = chz.field(
+        default="sigmoid", doc="preference loss (cookbook losses list)", metadata={"choices": LossChoices(PAIRED)}
+    )
+    beta: float | None = chz.field(default=None, doc="the loss's temperature; default: the loss's (0.1, simpo 2.0; orpo takes none)")
+    label_smoothing: float | None = chz.field(default=None, doc="sigmoid (cDPO) and robust: assumed share of flipped labels, 0 to 0.5; default 0, robust 0.1")
+    simpo_gamma: float | None = chz.field(default=None, doc="simpo: target reward margin (default 0.5)")
+    orpo_lambda: float | None = chz.field(default=None, doc="orpo: weight of the odds-ratio term beside the NLL (default 0.1)")
+    loss_config: dict[str, float] = chz.field(default_factory=dict, doc="a plugin loss's other hyperparameters, loss_config.NAME=value")
     reference: str | None = chz.field(default=None, doc="reference model or checkpoint; default: the starting weights")
     init_from: str | None = chz.field(default=None, doc="start from this checkpoint (a run directory, e.g. an SFT run, or a state path)")
 
+    #: the registry kind of the losses this recipe takes, and the fields that are loss hyperparameters
+    LOSS_KIND = PAIRED
+    LOSS_FIELDS = ("beta", "label_smoothing", "simpo_gamma", "orpo_lambda")
+    RECIPE_NAME = "dpo"
+
     @chz.validate
     def _check(self) -> None:
-        if not self.beta > 0:
-            raise CookbookError(f"beta must be > 0, got {self.beta}")
+        loss = self.loss()
+        self.hyperparameters()
+        if self.reference is not None and not loss.needs_reference:
+            raise CookbookError(f"loss_type {self.loss_type!r} uses no reference model; drop --reference")
+
+    def loss(self) -> PreferenceLoss:
+        from cookbook_cli.preference.losses import preference_loss
+
+        return preference_loss(self.loss_type, self.LOSS_KIND, f"`train {self.RECIPE_NAME} --loss-type`")
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The loss's hyperparameters: the fields and loss_config given, over the loss's defaults (checked)."""
+        for key in self.loss_config:
+            if key in self.LOSS_FIELDS:
+                raise CookbookError(f"loss_config.{key}: set {key} with --{key.replace('_', '-')}")
+        given = {k: getattr(self, k) for k in self.LOSS_FIELDS if getattr(self, k) is not None} | dict(self.loss_config)
+        how = {k: f"--{k.replace('_', '-')}" for k in self.LOSS_FIELDS}
+        return self.loss().resolve(self.loss_type, given, lambda k: how.get(k, f"loss_config.{k}"))
+
+    def resolve_more(self, resolved: Any) -> dict[str, Any]:
+        """The loss's hyperparameters recorded in config.json (its defaults filled in)."""
+        values = self.hyperparameters()
+        more: dict[str, Any] = super().resolve_more(resolved)
+        more |= {k: values[k] for k in self.LOSS_FIELDS if k in values}
+        return more | {"loss_config": {k: v for k, v in values.items() if k not in self.LOSS_FIELDS}}
 
     def registries(self) -> dict[str, Any]:
         return {"dataset": registry.dataset_builders}
@@ -111,41 +151,48 @@ def prepare_data(cfg: DPOConfig, say: Callable[[str], None]) -> tuple[Any, Prefe
     return renderer, train_ds, test_ds, cfg.epoch_steps(len(train_ds), say), reference
 
 
-def _policy_sums_metrics(batch: PreferenceBatch, outputs: Any, ref: list[tuple[float, float]], beta: float) -> dict[str, float]:
-    """The DPO loss's metrics of a forward pass (no update)."""
-    import torch
-
-    from cookbook_cli.preference.loss import dpo_loss_fn
-
-    logprobs = [torch.as_tensor(o["logprobs"].to_numpy()) for o in outputs.loss_fn_outputs]
-    _, metrics = dpo_loss_fn(ref, beta)(batch.datums, logprobs)
-    return metrics
-
-
 class _Evaluator:
-    """Held-out loss, accuracy and margin: forward passes queued on the training client."""
+    """Held-out metrics of the loss: forward passes queued on the training
+    client, each batch's metrics averaged over the rows that have them."""
 
-    def __init__(self, test: PreferenceDataset | None, sums: Sums, beta: float) -> None:
+    def __init__(self, test: PreferenceDataset | None, sums: Sums | None, loss: LossStep) -> None:
         from cookbook_cli.preference.reference import pair_key
 
         self.batches = [b for b in test.all_batches() if len(b)] if test is not None else []
-        self.refs = [[sums[pair_key("test", r)] for r in b.rows] for b in self.batches]  # type: ignore[misc]
-        self.beta = beta
+        self.refs = [[sums[pair_key("test", r)] for r in b.rows] if sums is not None else None for b in self.batches]
+        self.loss = loss
 
     def submit(self, client: TrainingClient) -> list[Any] | None:
         return [client.forward(b.datums, "cross_entropy") for b in self.batches] if self.batches else None
 
     def finish(self, pending: list[Any] | None) -> dict[str, float]:
+        import torch
+
         if not pending:
             return {}
         totals: dict[str, float] = {}
-        pairs = 0
+        counts: dict[str, int] = {}
         for batch, ref, fut in zip(self.batches, self.refs, pending, strict=True):
-            m = _policy_sums_metrics(batch, fut.result(), ref, self.beta)
-            for key in ("dpo_loss", "accuracy", "chosen_reward", "rejected_reward", "margin"):
-                totals[key] = totals.get(key, 0.0) + m[key] * len(batch)
-            pairs += len(batch)
-        return {f"test/{k}": v / pairs for k, v in totals.items()} | {"test/num_pairs": pairs}
+            logprobs = [torch.as_tensor(o["logprobs"].to_numpy()) for o in fut.result().loss_fn_outputs]
+            _, metrics = self.loss.fn(batch, ref)(batch.datums, logprobs)
+            for key, value in metrics.items():
+                if key not in ("num_pairs", "desirable"):
+                    totals[key] = totals.get(key, 0.0) + value * len(batch)
+                    counts[key] = counts.get(key, 0) + len(batch)
+        pairs = sum(len(b) for b in self.batches)
+        return {f"test/{k}": v / counts[k] for k, v in totals.items()} | {"test/num_pairs": pairs}
+
+
+@dataclass(frozen=True)
+class LossStep:
+    """The run's loss with its hyperparameters, as a custom loss per batch."""
+
+    name: str
+    loss: PreferenceLoss
+    hyperparameters: dict[str, float]
+
+    def fn(self, batch: PreferenceBatch, reference_sums: list[Any] | None) -> Callable[..., Any]:
+        return self.loss.custom_loss(self.name, self.hyperparameters, reference_sums, batch.desirable)
 
 
 def _reference_sums(run: Any, cfg: DPOConfig, client: TrainingClient, reference: Reference, train_ds: PreferenceDataset,
@@ -189,28 +236,35 @@ def _reference_sums(run: Any, cfg: DPOConfig, client: TrainingClient, reference:
 
 def train(config: DPOConfig, options: RunOptions | None = None) -> DPOResult:
     """Run DPO; returns what happened (`RunOptions`: how to run it)."""
-    from cookbook_cli.preference.loss import dpo_loss_fn
+    return train_preference(config, options)
+
+
+def train_preference(config: DPOConfig, options: RunOptions | None = None) -> DPOResult:
+    """The loop of `train dpo` and `train kto` (the config says which: its
+    recipe name, dataset and loss)."""
     from cookbook_cli.preference.reference import pair_key, resolve_checkpoint
     from cookbook_cli.recipes.epoch_loop import EpochSteps, run_epoch_loop
 
-    cfg, options = prepare_run("dpo", config, options)
+    recipe = config.RECIPE_NAME
+    cfg, options = prepare_run(recipe, config, options)
     assert cfg.log_dir is not None and cfg.model is not None and cfg.learning_rate is not None and cfg.lora_rank is not None
+    loss = LossStep(cfg.loss_type, cfg.loss(), cfg.hyperparameters())
     renderer, train_ds, test_ds, total_steps, reference = prepare_data(cfg, options.say)
-    stored = {**cfg.to_json(), "reference_identity": reference.identity()}
-    state: dict[str, Any] = {}
+    stored = {**cfg.to_json(), **({"reference_identity": reference.identity()} if loss.loss.needs_reference else {})}
+    state: dict[str, Any] = {"sums": None}
 
     def start(run: Any, client: TrainingClient, position: Position) -> None:
         if run.resume_from is None and cfg.init_from is not None:  # the weights to start from (a resume has its own)
             client.load_state(resolve_checkpoint(cfg.init_from)).result()
-        sums, state["computed"] = _reference_sums(run, cfg, client, reference, train_ds, test_ds, position.step, total_steps)
-        state["sums"] = sums
-        state["evaluator"] = _Evaluator(test_ds, sums, cfg.beta)
+        if loss.loss.needs_reference:
+            state["sums"], state["computed"] = _reference_sums(run, cfg, client, reference, train_ds, test_ds, position.step, total_steps)
+        state["evaluator"] = _Evaluator(test_ds, state["sums"], loss)
 
     def step(client: TrainingClient, batch: PreferenceBatch, lr: float) -> Callable[[], dict[str, Any]]:
         if not len(batch):
             return lambda: {"no_update": True}
-        ref = [state["sums"][pair_key("train", r)] for r in batch.rows]
-        fb = client.forward_backward_custom(batch.datums, dpo_loss_fn(ref, cfg.beta))
+        ref = [state["sums"][pair_key("train", r)] for r in batch.rows] if state["sums"] is not None else None
+        fb = client.forward_backward_custom(batch.datums, loss.fn(batch, ref))
         opt = client.optim_step(cfg.adam.params(lr))
         return lambda: {**fb.result().metrics, **grad_norm_of(opt.result())}
 
@@ -218,12 +272,13 @@ def train(config: DPOConfig, options: RunOptions | None = None) -> DPOResult:
         pending = state["evaluator"].submit(client)
         return lambda: state["evaluator"].finish(pending)
 
+    key = loss.loss.metric
     steps = EpochSteps(
         step, evaluate, start,
-        lambda row: {"loss": row.get("dpo_loss"), "acc": row.get("accuracy"), **({"test_acc": row["test/accuracy"]} if "test/accuracy" in row else {})},
-        "no pair of its batch kept a completion token within max_length (raise --max-length)",
+        lambda row: {"loss": row.get(key), "acc": row.get("accuracy"), **({"test_acc": row["test/accuracy"]} if "test/accuracy" in row else {})},
+        "no row of its batch kept a completion token within max_length (raise --max-length)",
     )
-    done = run_epoch_loop(run_settings("dpo", cfg, options, stored), cfg, train_ds, total_steps, steps, renderer)
+    done = run_epoch_loop(run_settings(recipe, cfg, options, stored), cfg, train_ds, total_steps, steps, renderer)
     evals = [r for r in (*done.earlier, *done.metrics) if "test/accuracy" in r]
     first = {k: v for k, v in evals[0].items() if k.startswith("test/")} if evals else {}
     final = {k: v for k, v in done.final_eval.items()}
@@ -241,7 +296,9 @@ def summary(config: DPOConfig, result: DPOResult) -> list[str]:
     first, final = result.first_eval, result.final_eval
     if "test/accuracy" in final:
         lines.append(f"  test accuracy {first.get('test/accuracy', float('nan')):.3f} -> {final['test/accuracy']:.3f}")
-        lines.append(f"  test margin   {first.get('test/margin', float('nan')):.4g} -> {final['test/margin']:.4g}")
+        for key, label in (("test/margin", "margin"), ("test/kl", "KL")):
+            if key in final:
+                lines.append(f"  test {label:<9}{first.get(key, float('nan')):.4g} -> {final[key]:.4g}")
     return lines
 
 

@@ -5,7 +5,8 @@ Subclass `ProblemEnv` with `question()`, `check_answer(text)` and optionally
 
     correct + format_coef * (well_formed - 1)
 
-where `correct` is 1.0 when the answer checks out and `well_formed` is 1.0
+where `correct` is 1.0 when the answer checks out (or its partial credit,
+see `score_answer`) and `well_formed` is 1.0
 when the response ended cleanly at the renderer's stop sequence and
 `check_format` accepts it: a correct answer in a malformed response earns
 `1 - format_coef`, a wrong but well-formed one earns 0.
@@ -48,6 +49,12 @@ class ProblemEnv(Env):
         """Whether the response's text has the expected form (default: any non-empty text)."""
         return bool(response.strip())
 
+    async def score_answer(self, response: str) -> tuple[float, dict[str, float]]:
+        """The answer's score in [0, 1] (`correct`) and any metrics of its own.
+        Default: 1.0 when `check_answer` accepts it; an env with partial credit
+        (the fraction of tests passed) or slow grading overrides this."""
+        return float(self.check_answer(response)), {}
+
     def reference_answer(self) -> str:
         """The expected answer, shown in transcripts."""
         return ""
@@ -68,14 +75,14 @@ class ProblemEnv(Env):
         text = text_of(message)
         clean = not termination.malformed
         well_formed = float(clean and self.check_format(text))
-        correct = float(self.check_answer(text))
+        correct, metrics = await self.score_answer(text)
         reward = correct + self.format_coef * (well_formed - 1.0)
         return StepResult(
             reward=reward,
             episode_done=True,
             next_observation=ModelInput.empty(),
             next_stop_condition=self.stop_condition(),
-            metrics={"correct": correct, "format": well_formed},
+            metrics={"correct": correct, "format": well_formed, **metrics},
             logs={"question": self.question(), "response": text, "reference": self.reference_answer()},
         )
 

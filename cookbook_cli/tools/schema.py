@@ -138,39 +138,41 @@ _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def validate_arguments(value: Any, schema: dict[str, Any], path: str = "arguments") -> list[str]:
-    """What is wrong with `value` under `schema`, one line per problem (empty: valid)."""
+def validate_arguments(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """What is wrong with `value` under `schema`, one line per problem (empty: valid);
+    each names the argument (`path`) it is about."""
+    at = f"{path}: " if path else ""
     problems: list[str] = []
     if "anyOf" in schema:
         if all(validate_arguments(value, s, path) for s in schema["anyOf"]):
-            problems.append(f"{path}: {value!r} matches none of the allowed forms")
+            problems.append(f"{at}{_short(value)} matches none of the allowed forms")
         return problems
     wanted = schema.get("type")
     if wanted is not None:
         kinds = wanted if isinstance(wanted, list) else [wanted]
         if not any(_JSON_TYPES.get(k, lambda v: True)(value) for k in kinds):
-            return [f"{path}: expected {' or '.join(kinds)}, got {_json_type(value)} {_short(value)}"]
+            return [f"{at}expected {' or '.join(kinds)}, got {_json_type(value)} {_short(value)}"]
     if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{path}: {_short(value)} is not one of {', '.join(_short(v) for v in schema['enum'])}")
+        problems.append(f"{at}{_short(value)} is not one of {', '.join(_short(v) for v in schema['enum'])}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
-            problems.append(f"{path}: {value} is below the minimum {schema['minimum']}")
+            problems.append(f"{at}{value} is below the minimum {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
-            problems.append(f"{path}: {value} is above the maximum {schema['maximum']}")
+            problems.append(f"{at}{value} is above the maximum {schema['maximum']}")
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         for name in schema.get("required") or []:
             if name not in value:
-                problems.append(f"{path}: missing required argument {name!r}")
+                problems.append(f"{at}missing required argument {name!r}")
         for name, v in value.items():
             if name in props:
-                problems.extend(validate_arguments(v, props[name], f"{path}.{name}" if path != "arguments" else name))
+                problems.extend(validate_arguments(v, props[name], f"{path}.{name}" if path else name))
             elif schema.get("additionalProperties") is False:
                 allowed = ", ".join(props) or "none"
-                problems.append(f"{path}: unexpected argument {name!r} (arguments: {allowed})")
+                problems.append(f"{at}unexpected argument {name!r} (arguments: {allowed})")
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, v in enumerate(value):
-            problems.extend(validate_arguments(v, schema["items"], f"{path}[{i}]"))
+            problems.extend(validate_arguments(v, schema["items"], f"{path or 'arguments'}[{i}]"))
     return problems
 
 

@@ -11,7 +11,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from tinker.types import Datum, ModelInput, TensorData
+from preference_helpers import datum, random_pairs
+from tinker.types import Datum, TensorData
 
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.preference.loss import (
@@ -20,27 +21,6 @@ from cookbook_cli.preference.loss import (
     pair_logprob_sums,
     target_logprobs_from_prompt_logprobs,
 )
-
-
-def datum(tokens: list[int], weights: list[float]) -> Datum:
-    n = len(tokens) - 1
-    return Datum(
-        model_input=ModelInput.from_ints(tokens[:-1]),
-        loss_fn_inputs={
-            "target_tokens": TensorData(data=tokens[1:], dtype="int64", shape=[n]),
-            "weights": TensorData(data=weights[1:], dtype="float32", shape=[n]),
-        },
-    )
-
-
-def random_pairs(rng: np.random.Generator, pairs: int) -> list[Datum]:
-    """Interleaved (chosen, rejected) datums of unequal lengths, weights 1 on a suffix."""
-    data = []
-    for _ in range(2 * pairs):
-        n = int(rng.integers(5, 12))
-        prompt = int(rng.integers(1, n - 2))
-        data.append(datum(rng.integers(0, 100, size=n).tolist(), [0.0] * prompt + [1.0] * (n - prompt)))
-    return data
 
 
 def logsigmoid(x: float) -> float:
