@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import chz
 
-from cookbook_cli.config import RegistryFactory
 from cookbook_cli.plugins import registry
-from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
+from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder, comparisons_field
 from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
 from cookbook_cli.run.config import EpochConfig
 from cookbook_cli.run.options import RunOptions
@@ -47,13 +46,7 @@ if TYPE_CHECKING:
 class PMConfig(EpochConfig):
     """A preference model (a judge of two replies) trained with SFT on comparisons (the run's fields: `EpochConfig`)."""
 
-    dataset: PreferenceDatasetBuilder = chz.field(
-        default_factory=ComparisonsBuilder,
-        meta_factory=RegistryFactory(
-            registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train pm`", files={".jsonl": "comparisons"}
-        ),
-        doc="preference dataset builder name (cookbook datasets list) or a comparisons .jsonl file; its fields are dataset.<field>",
-    )
+    dataset: PreferenceDatasetBuilder = comparisons_field("pm")
 
     def registries(self) -> dict[str, Any]:
         return {"dataset": registry.dataset_builders}
