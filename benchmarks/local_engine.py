@@ -42,7 +42,11 @@ Cases (each prints its figures and ratios):
   parameters for LoRA: the frozen base's forward and input gradients, the
   adapter's own FLOPs and attention scores not counted) over the peak matmul
   FLOP/s of the same dtype (a 2048^3 product, median over 1.5 s, measured on
-  the same threads between the arms of every round; goal >= 0.8).
+  the same threads between the arms of every round; goal >= 0.8). Beside
+  them the bound the goals meet: TRL's MFU over every position it computes
+  (pads included), the highest engine/TRL an engine reaches at MFU 1.0
+  (1 / TRL's MFU: 2x is possible only where this is >= 2), and the ratio of
+  an engine that spends FLOPs exactly as well as TRL but computes no pads.
 - `sampling`: RL-style sampling of `--groups` prompts x `--samples` samples:
   sampled tokens/s with the groups' requests made concurrently (asyncio.gather)
   beside one request at a time, and whether both give the same tokens. Target
@@ -432,6 +436,7 @@ def trl_worker(spec_path: str) -> None:
     )
     marks: list[tuple[float, float, int]] = []
     tokens_seen = [0]
+    positions_seen = [0]  # every position TRL computes, pads included
 
     class Timer(TrainerCallback):
         def on_step_end(self, *a: Any, **k: Any) -> None:
@@ -445,6 +450,8 @@ def trl_worker(spec_path: str) -> None:
             # Positions that predict a token, as the engine counts them: each
             # sequence's tokens but its last (TRL's rows hold the whole sequence).
             tokens_seen[0] += int(mask.sum()) - mask.shape[0] if mask is not None else int(inputs["input_ids"].numel())
+            if len(marks) >= spec.get("warmup", 1):  # the timed steps only
+                positions_seen[0] += int(inputs["input_ids"].numel())
             return super().training_step(model, inputs, *rest, **kw)
 
     trainer = CountingTrainer(
@@ -457,7 +464,8 @@ def trl_worker(spec_path: str) -> None:
         f"padding_free={config.padding_free}, gradient_checkpointing={config.gradient_checkpointing}, "
         f"attention {trainer.model.config._attn_implementation}"
     )
-    print(json.dumps({"tokens_per_s": (n1 - n0) / (t1 - t0), "tokens_per_cpu_s": (n1 - n0) / (c1 - c0), "note": note}))
+    computed = positions_seen[0] / max(n1 - n0, 1)  # positions computed per trained token
+    print(json.dumps({"tokens_per_s": (n1 - n0) / (t1 - t0), "tokens_per_cpu_s": (n1 - n0) / (c1 - c0), "computed_per_trained": computed, "note": note}))
 
 
 # -- case: trained tokens/s and MFU beside TRL ----------------------------------------------------
@@ -521,7 +529,10 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
         f"FLOP per trained token: 6 x params (full), 4 x params (LoRA: frozen base forward and input "
         f"gradients; the adapter's own FLOPs and attention scores are not counted)"
     )
-    header = f"  {'':<34} {'engine tok/s':>12} {'TRL tok/s':>10} {'engine/TRL':>10} {'engine MFU':>10} {'TRL MFU':>8} {'peak GFLOP/s':>13}"
+    header = (
+        f"  {'':<34} {'engine tok/s':>12} {'TRL tok/s':>10} {'engine/TRL':>10} {'engine MFU':>10} {'TRL MFU':>8} "
+        f"{'TRL pad MFU':>11} {'bound @1.0':>10} {'no-pad':>7} {'peak GFLOP/s':>13}"
+    )
     rows: list[str] = []
     for rank in (args.rank, 0):
         for dtype in args.dtypes.split(","):
@@ -537,6 +548,7 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
             spec.update(warmup=warmup, steps=timed, bf16=dtype == "bfloat16", gradient_checkpointing=False)
             engine: list[tuple[float, float]] = []
             trl: list[tuple[float, float]] = []
+            computed: list[float] = []  # TRL's positions computed (pads included) per trained token
             peaks: list[tuple[float, float]] = []
             for r in range(args.rounds):
                 peaks.append(peak_matmul(compute, device))
@@ -553,6 +565,7 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
                     result = run_trl(python, spec, f"TRL {label}", args.threads)
                     if result is not None:
                         trl.append((result["tokens_per_s"], result["tokens_per_cpu_s"]))
+                        computed.append(result["computed_per_trained"])
                         if r == 0:
                             print(f"  TRL {label}: {result['note']}")
                 peaks.append(peak_matmul(compute, device))
@@ -568,15 +581,19 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
                 peak = statistics.median(p[i] for p in peaks)
                 e = statistics.median(x[i] for x in engine)
                 t = statistics.median(x[i] for x in trl) if trl else float("nan")
+                pad = statistics.median(computed) if computed else float("nan")
                 rows.append(
                     f"  {label + ' (' + unit + ')':<34} {e:12.1f} {t:10.1f} {e / t:10.2f} {e * flops / peak:10.2f} "
-                    f"{t * flops / peak:8.2f} {peak / 1e9:13.0f}"
+                    f"{t * flops / peak:8.2f} {t * pad * flops / peak:11.2f} {peak / (t * flops):10.2f} {pad:7.2f} {peak / 1e9:13.0f}"
                 )
     print(header)
     print("\n".join(rows))
     print(
         "  (wall: tokens and FLOP per second of wall clock; CPU-s: per CPU-second of the process, steadier while other\n"
-        "  processes share the cores)  goals: engine/TRL >= 2, engine MFU >= 0.8"
+        "  processes share the cores.  TRL pad MFU: TRL's FLOP/s over every position it computes, pads included.\n"
+        "  bound @1.0: the highest engine/TRL any engine reaches, at MFU 1.0 (1 / TRL MFU); no-pad: the engine/TRL\n"
+        "  of an engine that spends FLOPs exactly as well as TRL, without its padding (TRL's positions per trained token).)\n"
+        "  goals: engine/TRL >= 2 (possible only where bound @1.0 >= 2), engine MFU >= 0.8"
     )
 
 

@@ -195,6 +195,8 @@ def rl(b: Bench) -> Path:
     show("held-out clean format", base["format"], after["format"])
     show("held-out sum as the last integer", base["last integer"], after["last integer"])
     show("train reward (first -> last step)", *first_last(run, "env/reward/mean"))
+    lr = json.loads((run / "config.json").read_text(encoding="utf-8"))["learning_rate"]
+    print(f"  learning rate {lr:.3g} ({'--lr' if b.args.lr else 'the recipe default, cookbook models info'})")
     print(f"  wall: train {wall:.0f}s ({b.args.rl_steps} steps x {b.args.groups_per_batch} problems x {b.args.group_size}), "
           f"eval base {wall_base:.0f}s, after {wall_after:.0f}s")
     return run

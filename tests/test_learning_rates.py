@@ -81,3 +81,36 @@ def test_models_info_shows_the_rate_and_its_rule() -> None:
     assert "(2000/2048)^0.781" in out.output
     info = json.loads(runner.invoke(app, ["models", "info", "Qwen/Qwen3-8B", "--json"]).output)
     assert info["lora_learning_rate"] == pytest.approx(5e-4 * (2000 / 4096) ** 0.0775)
+    assert info["on_policy_lora_learning_rate"] == pytest.approx(0.2 * info["lora_learning_rate"])
+
+
+def test_on_policy_recipes_take_a_fifth_of_the_supervised_rate() -> None:
+    model = "meta-llama/Llama-3.2-1B-Instruct"
+    supervised = learning_rate_default(model)
+    # tinker-cookbook's arithmetic RL on Llama-3.2-1B runs at 1e-4
+    assert default_learning_rate(model, "local", 32, on_policy=True) == pytest.approx(supervised.lora / 5) == pytest.approx(1e-4, rel=0.05)
+    assert default_learning_rate(model, "local", 0, on_policy=True) == pytest.approx(supervised.full / 5)
+    assert default_learning_rate(model, "local", 32) == pytest.approx(supervised.lora)
+    out = runner.invoke(app, ["models", "info", model])
+    assert "9.82e-05 LoRA, 9.82e-06 full fine-tuning (train rl, on-policy distill: x0.2)" in out.output
+
+
+def test_models_trained_from_scratch_keep_their_rate_on_policy_too() -> None:
+    assert default_learning_rate("random:tiny:meta-llama/Llama-3.2-1B-Instruct", "local", 32, on_policy=True) == 1e-2
+
+
+@pytest.mark.parametrize(
+    "words, on_policy",
+    [
+        (["sl"], False),
+        (["rl", "--env", "arithmetic"], True),
+        (["distill", "--teacher", "meta-llama/Llama-3.2-3B-Instruct"], True),
+        (["distill", "--teacher", "meta-llama/Llama-3.2-3B-Instruct", "mode=off_policy"], False),
+    ],
+)
+def test_each_recipe_resolves_the_rate_of_its_kind(words: list[str], on_policy: bool, tmp_path: Path) -> None:
+    model = "meta-llama/Llama-3.2-1B-Instruct"
+    out = runner.invoke(app, ["train", *words, "--model", model, "--log-dir", str(tmp_path / "run"), "--dry-run"])
+    assert out.exit_code == 0, out.output
+    resolved = json.loads(out.output[out.output.index("{") :])
+    assert resolved["learning_rate"] == pytest.approx(default_learning_rate(model, "local", 32, on_policy=on_policy))

@@ -55,6 +55,7 @@ def info(
     one and the family's defaults. Exit status 0 for both; 1 for a name no
     family matches that is no local model either."""
     from cookbook_cli.cli.output import print_json
+    from cookbook_cli.learning_rates import ON_POLICY_FACTOR
     from cookbook_cli.models.describe import describe_model
 
     report = describe_model(name)
@@ -91,5 +92,9 @@ def info(
         typer.echo(f"{indent}tokenizer:  {mi.tokenizer}")
         typer.echo(f"{indent}kind:       {'chat' if mi.chat else 'base'}")
     lr = report.learning_rate
-    typer.echo(f"{indent}learning rate: {lr.lora:.3g} LoRA, {lr.full:.3g} full fine-tuning")
+    typer.echo(f"{indent}learning rate: {lr.lora:.3g} LoRA, {lr.full:.3g} full fine-tuning (train sl, off-policy distill)")
+    typer.echo(
+        f"{indent}               {lr.for_rank(1, True):.3g} LoRA, {lr.for_rank(0, True):.3g} full fine-tuning "
+        f"(train rl, on-policy distill: x{ON_POLICY_FACTOR:g})"
+    )
     typer.echo(f"{indent}  rule:     {lr.rule}")

@@ -164,10 +164,11 @@ def learning_rate_default(model: str) -> LearningRateDefault:
     return family_rule(name, family.lr_exponent, hidden)
 
 
-def default_learning_rate(model: str, engine: str, lora_rank: int) -> float:
+def default_learning_rate(model: str, engine: str, lora_rank: int, on_policy: bool = False) -> float:
     """A starting learning rate: high for models trained from scratch, else the
-    model family's rule over the hidden size, LoRA or full."""
+    model family's rule over the hidden size, LoRA or full, lower for a recipe
+    that trains on its own samples (`on_policy`: RL, on-policy distillation)."""
     spec = model_spec(model, engine)
     if spec is not None and spec.from_scratch:
         return FROM_SCRATCH_LR
-    return learning_rate_default(spec.tokenizer if spec is not None else model).for_rank(lora_rank)
+    return learning_rate_default(spec.tokenizer if spec is not None else model).for_rank(lora_rank, on_policy)

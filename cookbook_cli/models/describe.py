@@ -37,6 +37,8 @@ class ModelReport:
             "lora_learning_rate": self.learning_rate.lora,
             "full_learning_rate": self.learning_rate.full,
             "learning_rate_rule": self.learning_rate.rule,
+            "on_policy_lora_learning_rate": self.learning_rate.for_rank(1, on_policy=True),
+            "on_policy_full_learning_rate": self.learning_rate.for_rank(0, on_policy=True),
         }
 
 

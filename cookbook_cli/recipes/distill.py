@@ -133,6 +133,9 @@ class DistillConfig(SamplerConfig, EpochConfig):
     def data_label(self) -> str:
         return teacher_labels(self.teachers)[0] if self.teachers else ""
 
+    def trains_on_policy(self) -> bool:
+        return self.mode != "off_policy"  # unset is on-policy for a pretrained student (see default_mode)
+
     def to_json(self) -> dict[str, Any]:
         """The config, each teacher's prompts and env recorded by registry name."""
         return {**super().to_json(), "teachers": [config_to_json(t, {"prompts": registry.dataset_builders, "env": registry.envs}) for t in self.teachers]}

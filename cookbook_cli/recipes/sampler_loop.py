@@ -51,6 +51,9 @@ class SamplerConfig(RunConfig):
     def _check_sampler_fields(self) -> None:
         check_sampler_fields(self)
 
+    def trains_on_policy(self) -> bool:
+        return True
+
     def resolve_more(self, resolved: RunConfig) -> dict[str, Any]:
         from cookbook_cli.engines.losses import check_loss
 

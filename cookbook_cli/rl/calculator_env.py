@@ -15,7 +15,7 @@ from typing import Any
 
 import chz
 
-from cookbook_cli.rl.tool_env import ToolEnvBuilder, number_matches
+from cookbook_cli.rl.tool_env import ToolEnvBuilder, number_matches, solved_example
 from cookbook_cli.rl.tool_rows import dataset_rows, shipped_rows
 
 SYSTEM_PROMPT = (
@@ -38,6 +38,7 @@ class CalculatorBuilder(ToolEnvBuilder):
     split: str = chz.field(default="train", doc="the dataset's split")
     max_rows: int = chz.field(default=0, doc="read at most this many rows of the dataset (0: all)")
     system_prompt: str = chz.field(default=SYSTEM_PROMPT, doc="the system message of every episode")
+    few_shot: bool = chz.field(default=True, doc="show one solved problem (a calculator call, its result, the answer) first")
 
     tool_names = ("calculator",)
     default_max_tokens = 128
@@ -50,6 +51,12 @@ class CalculatorBuilder(ToolEnvBuilder):
 
     def matches(self, answer: str, reference: str) -> bool:
         return number_matches(answer, reference)
+
+    def examples(self) -> list:
+        if not self.few_shot:
+            return []
+        return solved_example("A baker fills 14 trays with 23 rolls each. How many rolls are there?",
+                              "calculator", {"expression": "14 * 23"}, "322", "322")
 
     def local_defaults(self) -> dict[str, Any]:
         # SmolLM2's format (with its tool syntax): the local engine's default model for it is a

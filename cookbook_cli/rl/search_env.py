@@ -18,7 +18,7 @@ from typing import Any
 
 import chz
 
-from cookbook_cli.rl.tool_env import ToolEnvBuilder, text_contains
+from cookbook_cli.rl.tool_env import ToolEnvBuilder, solved_example, text_contains
 from cookbook_cli.rl.tool_rows import dataset_rows, shipped_rows
 
 SYSTEM_PROMPT = (
@@ -37,6 +37,7 @@ class SearchBuilder(ToolEnvBuilder):
     split: str = chz.field(default="train", doc="the questions dataset's split")
     top_k: int = chz.field(default=2, doc="documents the search tool returns")
     system_prompt: str = chz.field(default=SYSTEM_PROMPT, doc="the system message of every episode")
+    few_shot: bool = chz.field(default=True, doc="show one solved question (a search, its result, the answer) first")
 
     default_max_tokens = 96
 
@@ -44,6 +45,13 @@ class SearchBuilder(ToolEnvBuilder):
         from cookbook_cli.tools.search import bm25_search_tool, load_corpus, shipped_corpus
 
         return [bm25_search_tool(load_corpus(self.corpus) if self.corpus else shipped_corpus(), self.top_k)]
+
+    def examples(self) -> list:
+        if not self.few_shot:
+            return []
+        # about a town that is not in the shipped collection
+        result = "[Hollin] Hollin is a town on the western coast of Pellam Island. It was founded in 1544 by Ruth Amsel."
+        return solved_example("Who founded the town of Hollin?", "search", {"query": "Hollin founded"}, result, "Ruth Amsel")
 
     def load_rows(self) -> list[dict[str, str]]:
         if not self.questions:

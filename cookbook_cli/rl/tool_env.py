@@ -52,6 +52,20 @@ if TYPE_CHECKING:
 TEST_SEED = 20_25
 
 
+def solved_example(question: str, tool: str, arguments: dict[str, Any], result: str, answer: str) -> list[Message]:
+    """A question, one call of `tool`, its result and the final answer: the
+    exchange a tool env shows before its question."""
+    import json
+
+    call = ToolCall(tool, json.dumps(arguments), id="call_example")
+    return [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": result, "tool_call_id": "call_example", "name": tool},
+        {"role": "assistant", "content": answer},
+    ]
+
+
 class ToolUseEnv(MessageEnv):
     """One episode of a task the model may solve with `tools`.
 
@@ -148,7 +162,8 @@ def _written(reply: Message) -> str:
 
 
 class QuestionToolEnv(ToolUseEnv):
-    """A question with a reference answer, graded by `matches(answer, reference)`."""
+    """A question with a reference answer, graded by `matches(answer, reference)`;
+    `examples` (a solved exchange: question, call, result, answer) go before it."""
 
     def __init__(
         self,
@@ -157,6 +172,7 @@ class QuestionToolEnv(ToolUseEnv):
         reference: str,
         matches: Callable[[str, str], bool],
         system_prompt: str = "",
+        examples: Sequence[Message] = (),
         **options: Any,
     ) -> None:
         super().__init__(tools, **options)
@@ -164,10 +180,11 @@ class QuestionToolEnv(ToolUseEnv):
         self.reference = reference
         self.matches = matches
         self.system_prompt = system_prompt
+        self.examples = list(examples)
 
     def task_messages(self) -> list[Message]:
         system: list[Message] = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return [*system, {"role": "user", "content": self.question}]
+        return [*system, *self.examples, {"role": "user", "content": self.question}]
 
     def grade(self, answer: str) -> float:
         return float(self.matches(answer, self.reference))
@@ -260,8 +277,9 @@ class ToolEnvBuilder(RLDatasetBuilder):
     """Question-answering with tools. A subclass sets `tool_names` (registered
     tools) or overrides `tools()`, implements `load_rows()` (dicts with
     `question` and `answer`) and `matches(answer, reference)`, and may declare a
-    `system_prompt` field (the system message of every episode) or override
-    `make_message_env` for episodes of another kind. The first `test_size` rows of a fixed shuffle are the test
+    `system_prompt` field (the system message of every episode), give a solved
+    exchange in `examples()` (a small model imitates the call it shows) or
+    override `make_message_env` for episodes of another kind. The first `test_size` rows of a fixed shuffle are the test
     split (`cookbook eval env`), the rest are trained on."""
 
     max_turns: int = chz.field(default=4, doc="assistant turns before the episode ends unanswered")
@@ -286,8 +304,12 @@ class ToolEnvBuilder(RLDatasetBuilder):
         """The episode of one row (override for another kind of `ToolUseEnv`)."""
         return QuestionToolEnv(
             self.tools(), row["question"], row["answer"], self.matches, getattr(self, "system_prompt", ""),
-            renderer=renderer, max_turns=self.max_turns, max_episode_tokens=self.max_episode_tokens,
+            self.examples(), renderer=renderer, max_turns=self.max_turns, max_episode_tokens=self.max_episode_tokens,
         )
+
+    def examples(self) -> list[Message]:
+        """A solved exchange shown before every question (default: none)."""
+        return []
 
     def __call__(self, ctx: EnvContext) -> tuple[RLDataset, RLDataset | None]:
         if self.test_size < 0:

@@ -41,7 +41,7 @@ def default_engine() -> str:
 @chz.chz
 class RunConfig:
     """The fields every recipe has. Subclasses add theirs and may override the
-    hooks below (`data_label`, `suggested`, `default_learning_rate`, `resolve_more`)."""
+    hooks below (`data_label`, `suggested`, `trains_on_policy`, `default_learning_rate`, `resolve_more`)."""
 
     log_dir: str | None = chz.field(default=None, doc="run directory; default runs/<recipe>-<data>-<model>-<time>")
     engine: str | None = chz.field(default=None, doc="training engine (cookbook engines list); default: the first registered, local")
@@ -89,10 +89,15 @@ class RunConfig:
         """Defaults the data suggests (model, renderer, lora_rank, learning_rate)."""
         return {}
 
+    def trains_on_policy(self) -> bool:
+        """Whether the recipe trains on its own samples (RL, on-policy distillation),
+        which wants a lower default learning rate than supervised learning."""
+        return False
+
     def default_learning_rate(self, model: str, engine: str, rank: int) -> float:
         from cookbook_cli import models
 
-        return models.default_learning_rate(model, engine, rank)
+        return models.default_learning_rate(model, engine, rank, self.trains_on_policy())
 
     def resolve_more(self, resolved: RunConfig) -> dict[str, Any]:
         """More fields to fill in once model, renderer and rank are known."""

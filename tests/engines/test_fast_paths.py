@@ -116,7 +116,7 @@ def test_packed_rows_match_each_sequence_alone(tiny: Any) -> None:
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 def test_fused_lora_equals_peft(small_vocab_model: str, dtype: torch.dtype) -> None:
     """The fused LoRA linear gives peft's outputs and gradients; with a bf16
-    base and float32 adapter (the bf16 engine), within bf16 rounding."""
+    base and float32 adapter (the bf16 engine), the float64 ones within bf16 rounding."""
     from peft.tuners.lora.layer import Linear
 
     model = load_base_model(small_vocab_model, dtype).model
@@ -124,6 +124,7 @@ def test_fused_lora_equals_peft(small_vocab_model: str, dtype: torch.dtype) -> N
     model = apply_lora(model, 4, 0, True, True, True)
     fused = [m for m in model.modules() if isinstance(m, Linear)]
     assert fused and all(type(m) is not Linear for m in fused)
+    torch.manual_seed(0)
     with torch.no_grad():  # a non-zero B, so the adapter term counts
         for m in fused:
             m.lora_B["default"].weight.normal_(0, 0.1)
@@ -143,10 +144,21 @@ def test_fused_lora_equals_peft(small_vocab_model: str, dtype: torch.dtype) -> N
         torch.testing.assert_close(out_fused, out_peft, rtol=1e-9, atol=1e-10)
         for name in g_peft:
             torch.testing.assert_close(g_fused[name], g_peft[name], rtol=1e-9, atol=1e-10, msg=name)
-    else:  # bf16 activations: the two roundings differ by bf16's precision (2^-8), not elementwise-close
-        assert float((out_fused - out_peft).norm() / out_peft.norm()) < 1e-2
-        for name in g_peft:
-            assert float((g_fused[name] - g_peft[name]).norm() / g_peft[name].norm()) < 3e-2, name
+    else:
+        # bf16 activations: the fused path runs the adapter in bf16 (as bf16
+        # autocast does), peft in float32. Both are held to the float64
+        # computation of the same weights: the fused path within bf16 rounding
+        # of it, and about as close as peft's (the bf16 base dominates both).
+        model.double()
+        out_ref, g_ref = run()
+
+        def err(a: torch.Tensor, ref: torch.Tensor) -> float:
+            return float((a.double() - ref).norm() / ref.norm())
+
+        assert err(out_fused, out_ref) < 2e-2 and err(out_fused, out_ref) < 1.5 * err(out_peft, out_ref)
+        fused_errs = sorted(err(g_fused[n], g_ref[n]) for n in g_ref)
+        peft_errs = sorted(err(g_peft[n], g_ref[n]) for n in g_ref)
+        assert fused_errs[-1] < 0.1 and fused_errs[len(fused_errs) // 2] < 1.5 * peft_errs[len(peft_errs) // 2]
     assert fuse_adapters(model) == len(fused)
 
 

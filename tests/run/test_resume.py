@@ -11,11 +11,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from sl_helpers import resume_words, rows, run_cli, signal_after_step
+from sl_helpers import assert_same_run, kill_and_resume, resume_words, rows, run_cli, signal_after_step, untimed
 
 pytest.importorskip("torch")
 
-TIMING = ("tokens_per_s", "step_time", "elapsed", "time/")
 SL = ["train", "sl", "--renderer", "llama3", "--max-steps", "6", "--batch-size", "4", "--lr", "0.03", "--eval-every", "3",
       "--save-every", "2", "--max-length", "128"]
 RL = ["train", "rl", "--env", "first_token", "--max-steps", "6", "--save-every", "2", "--group-size", "4", "--groups-per-batch", "4"]
@@ -27,23 +26,6 @@ def sl_args(log_dir: Path, *extra: str) -> list[str]:
 
 def rl_args(log_dir: Path, *extra: str) -> list[str]:
     return [*RL, "--log-dir", str(log_dir), *extra, "num_groups_to_log=0"]
-
-
-def untimed(metrics: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in metrics]
-
-
-def final_weights(log_dir: Path) -> dict:
-    from safetensors.numpy import load_file
-
-    (record,) = [c for c in rows(log_dir, "checkpoints.jsonl") if c["final"]]
-    return load_file(str(log_dir / record["state_path"] / "weights.safetensors"))
-
-
-def assert_same_run(got: Path, want: Path) -> None:
-    assert untimed(rows(got)) == untimed(rows(want))
-    a, b = final_weights(got), final_weights(want)
-    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +107,7 @@ def rl_reference(tmp_path_factory) -> Path:
 
 def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_path):
     log_dir = tmp_path / "run"
-    proc = run_cli(rl_args(log_dir), prelude=signal_after_step(3, signal.SIGKILL))
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
-    proc = run_cli(rl_args(log_dir, "--if-exists", "resume"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Resuming from checkpoint step-000002 (step 2 of 6)" in proc.stdout
+    kill_and_resume(rl_args, log_dir, kill_after=3, checkpoint=2, steps=6)
     assert [r["step"] for r in rows(log_dir)] == list(range(6))
     assert_same_run(log_dir, rl_reference)
 

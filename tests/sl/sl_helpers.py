@@ -44,6 +44,27 @@ def rows(log_dir: Path, name: str = "metrics.jsonl") -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+TIMING = ("tokens_per_s", "step_time", "elapsed", "time/")
+
+
+def untimed(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in metrics]
+
+
+def final_weights(log_dir: Path) -> dict[str, Any]:
+    from safetensors.numpy import load_file
+
+    (record,) = [c for c in rows(log_dir, "checkpoints.jsonl") if c["final"]]
+    return load_file(str(log_dir / record["state_path"] / "weights.safetensors"))
+
+
+def assert_same_run(got: Path, want: Path) -> None:
+    """Two runs logged the same metrics (timings aside) and ended with the same weights."""
+    assert untimed(rows(got)) == untimed(rows(want))
+    a, b = final_weights(got), final_weights(want)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
 def signal_after_step(step: int, sig: int) -> str:
     """A prelude: the run sends itself `sig` right after metrics.jsonl holds
     `step`, as a Ctrl-C or `kill` at that moment would. Sent from the event
@@ -55,6 +76,20 @@ def signal_after_step(step: int, sig: int) -> str:
         f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), {int(sig)})\n"
         "_d.RunDir.log_metrics = log_metrics\n"
     )
+
+
+def kill_and_resume(args: Any, log_dir: Path, kill_after: int, checkpoint: int, steps: int) -> None:
+    """Run `cookbook *args(log_dir)`, kill it with -9 once step `kill_after` is
+    logged, and resume it (`args(log_dir, "--if-exists", "resume")`) from
+    `checkpoint` (its only checkpoint then) to the end."""
+    import signal
+
+    proc = run_cli(args(log_dir), prelude=signal_after_step(kill_after, signal.SIGKILL))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [checkpoint]
+    proc = run_cli(args(log_dir, "--if-exists", "resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"Resuming from checkpoint step-{checkpoint:06d} (step {checkpoint} of {steps})" in proc.stdout
 
 
 def resume_words(stderr: str) -> list[str]:

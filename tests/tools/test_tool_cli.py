@@ -7,19 +7,17 @@ whose default model for it is a tiny random model over SmolLM2's tokenizer
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sl"))
-from sl_helpers import rows, run_cli, signal_after_step  # noqa: E402
+from sl_helpers import assert_same_run, kill_and_resume, rows, run_cli  # noqa: E402
 
 pytest.importorskip("torch")
 
 SMALL = ["--group-size", "2", "--groups-per-batch", "2", "max_tokens=8", "engine_options.device=cpu"]
-TIMING = ("time/", "step_time", "elapsed")
 
 
 @pytest.fixture(autouse=True)
@@ -48,31 +46,14 @@ def test_train_rl_with_a_tool_env_runs_on_the_local_engine(tmp_path, env):
     assert config["renderer"] == "smollm2" and config["env"]["name"] == env
 
 
-def untimed(metrics: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in metrics]
-
-
 def test_a_tool_env_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path):
-    from safetensors.numpy import load_file
-
     def args(log_dir: Path, *extra: str) -> list[str]:
         return ["train", "rl", "--env", "calculator", "--max-steps", "4", "--save-every", "2", "--lora-rank", "0",
                 "--log-dir", str(log_dir), *extra, *SMALL]
-
-    def final_weights(log_dir: Path) -> dict:
-        (record,) = [c for c in rows(log_dir, "checkpoints.jsonl") if c["final"]]
-        return load_file(str(log_dir / record["state_path"] / "weights.safetensors"))
 
     reference = tmp_path / "reference"
     proc = run_cli(args(reference))
     assert proc.returncode == 0, proc.stderr[-3000:]
     log_dir = tmp_path / "run"
-    proc = run_cli(args(log_dir), prelude=signal_after_step(2, signal.SIGKILL))
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
-    proc = run_cli(args(log_dir, "--if-exists", "resume"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in proc.stdout
-    assert untimed(rows(log_dir)) == untimed(rows(reference))
-    a, b = final_weights(log_dir), final_weights(reference)
-    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    kill_and_resume(args, log_dir, kill_after=2, checkpoint=2, steps=4)
+    assert_same_run(log_dir, reference)

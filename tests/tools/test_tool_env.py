@@ -78,6 +78,18 @@ def episode_env(renderer, tools, question="How many apples are in 37 crates of 2
     return env, EnvFromMessageEnv(renderer, env)
 
 
+def recorded(renderer, tools, **options):
+    """A group of one episode, and the list its token-level env is put in when made."""
+    made: list = []
+
+    def make():
+        _, token_env = episode_env(renderer, tools, **options)
+        made.append(token_env)
+        return token_env
+
+    return ProblemGroupBuilder(make, 1), made
+
+
 def run_group(builder, completer):
     rollout = asyncio.run(do_group_rollout(builder, completer))
     assert rollout.group is not None, rollout.errors
@@ -96,12 +108,7 @@ def test_a_tool_round_trip_is_token_exact_against_the_family_template(family, re
     # hf_template refuses: one call per turn there too (the family renderers take both).
     one_per_turn = renderer.name.startswith("gpt_oss") or renderer.name == "hf_template"
     turns = [[calc], [search]] if one_per_turn else [[calc, search]]
-    made: list = []
-
-    def make():
-        env, token_env = episode_env(renderer, tools)
-        made.append(token_env)
-        return token_env
+    builder, made = recorded(renderer, tools)
 
     def replies(prompt, n):
         history = made[0].history
@@ -109,7 +116,7 @@ def test_a_tool_round_trip_is_token_exact_against_the_family_template(family, re
         return reply(renderer, history, message, specs)
 
     script = reply_script(replies)
-    group = run_group(ProblemGroupBuilder(make, 1), script)
+    group = run_group(builder, script)
     (traj,) = group.trajectories
     assert [t.reward for t in traj.transitions] == [0.0] * len(turns) + [1.0]
     metrics = traj.transitions[-1].metrics
@@ -156,12 +163,7 @@ def test_a_timeout_and_an_exception_inside_a_rollout_are_results_the_model_sees(
     tools = [tool(stuck, timeout_s=0.05), tool(broken)]
     specs = [t.spec() for t in tools]
     calls = [ToolCall("stuck", '{"x": 1}'), ToolCall("broken", '{"x": 2}'), ToolCall("missing", "{}"), ToolCall("broken", '{"y": 2}')]
-    envs: list = []
-
-    def make():
-        env, token_env = episode_env(renderer, tools)
-        envs.append(token_env)
-        return token_env
+    builder, envs = recorded(renderer, tools)
 
     def replies(prompt, n):
         if n == 0:
@@ -170,7 +172,7 @@ def test_a_timeout_and_an_exception_inside_a_rollout_are_results_the_model_sees(
 
     script = reply_script(replies)
     try:
-        group = run_group(ProblemGroupBuilder(make, 1), script)
+        group = run_group(builder, script)
     finally:
         release.set()
     (traj,) = group.trajectories
@@ -197,17 +199,9 @@ def test_malformed_calls_the_turn_limit_and_the_token_budget(reply_script, qwen3
     broken_call = enc('<tool_call>\n{"name": "calculator", "arguments": {"expression": \n</tool_call>') + stop
     good_call = enc('<tool_call>\n{"name": "calculator", "arguments": {"expression": "1 + 1"}}\n</tool_call>') + stop
 
-    envs: list = []
-
-    def make(**options):
-        def factory():
-            env, token_env = episode_env(renderer, calc, **options)
-            envs.append(token_env)
-            return token_env
-        return factory
-
     # only a malformed call: its error comes back in a user turn (no call for a tool result to answer)
-    group = run_group(ProblemGroupBuilder(make(max_turns=2), 1), reply_script(lambda p, n: broken_call))
+    builder, envs = recorded(renderer, calc, max_turns=2)
+    group = run_group(builder, reply_script(lambda p, n: broken_call))
     last = envs[-1].history
     assert last[-1]["role"] == "user" and last[-1]["content"].startswith("Error: the tool call could not be parsed")
     assert '"expression": ' in last[-2]["content"]  # what the model wrote stays in its turn
@@ -215,7 +209,7 @@ def test_malformed_calls_the_turn_limit_and_the_token_budget(reply_script, qwen3
     assert m["turn_limit"] == 1.0 and m["tool_error/malformed"] == 2 and m["correct"] == 0.0
 
     # a budget smaller than the prompt after one call ends the episode there
-    group = run_group(ProblemGroupBuilder(make(max_episode_tokens=10), 1), reply_script(lambda p, n: good_call))
+    group = run_group(recorded(renderer, calc, max_episode_tokens=10)[0], reply_script(lambda p, n: good_call))
     (traj,) = group.trajectories
     assert len(traj.transitions) == 1 and traj.transitions[0].metrics["token_budget"] == 1.0
 
@@ -229,3 +223,27 @@ def test_number_matches(answer, reference, ok):
 
 def test_text_contains():
     assert text_contains("It was Oskar Ferro!", "oskar ferro") and not text_contains("Oskar Ferrot", "Oskar Ferro")
+
+
+def test_the_builders_split_show_an_example_and_refuse_what_cannot_work(qwen3, shared_tokenizers):
+    from cookbook_cli.errors import CookbookError
+    from cookbook_cli.rl.calculator_env import CalculatorBuilder
+    from cookbook_cli.rl.search_env import SearchBuilder
+    from cookbook_cli.rl.types import EnvContext
+
+    ctx = EnvContext("calculator", qwen3, qwen3.tokenizer, group_size=2, groups_per_batch=4, seed=3)
+    train, test = CalculatorBuilder()(ctx)
+    first = asyncio.run(train.get_batch(0)[0].make_envs())[0]
+    messages = asyncio.run(first.message_env.initial_messages())
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert messages[2]["tool_calls"][0].name == "calculator" and first.message_env.tools[0].name == "calculator"
+    questions = lambda ds, n: {e.message_env.question for b in range(n) for g in ds.get_batch(b) for e in asyncio.run(g.make_envs())}  # noqa: E731
+    assert len(questions(test, len(test))) == 20 and not questions(test, len(test)) & questions(train, 20)
+    assert questions(train, 2) == questions(CalculatorBuilder()(ctx)[0], 2)  # seeded: the same problems again
+    assert asyncio.run(CalculatorBuilder(few_shot=False)(ctx)[0].get_batch(0)[0].make_envs())[0].message_env.examples == []
+
+    role_colon = get_renderer("role_colon", qwen3.tokenizer)
+    with pytest.raises(CookbookError, match="needs a renderer with a tool-call format"):
+        SearchBuilder()(EnvContext("search", role_colon, qwen3.tokenizer, 2, 2))
+    with pytest.raises(CookbookError, match="all held out"):
+        SearchBuilder(test_size=500)(EnvContext("search", qwen3, qwen3.tokenizer, 2, 2))

@@ -93,7 +93,8 @@ def _fused_class() -> type:
     embedding (49,152 columns in SmolLM2) cost as much as its low-rank matmuls.
     addmm_ accumulates `scale * h @ B.T` into the base output inside the matmul
     (in place: the base matmul's backward does not need its output) and applies
-    the scale to the rank-wide gradients only. The same sum as
+    the scale to the rank-wide gradients only; over a half-precision base the
+    adapter runs in that dtype (no activation copies). The same sum as
     peft's, rounded differently (float tolerance); anything but the plain case
     (dropout, merged or several adapters, DoRA and other variants) is peft's own
     forward."""
@@ -112,6 +113,7 @@ def _fused_class() -> type:
                 or self.merged
                 or name in self.lora_variant
                 or not isinstance(self.lora_dropout[name], torch.nn.Identity)
+                or self.lora_A[name].bias is not None
                 or self.lora_B[name].bias is not None
             ):
                 return super().forward(x, *args, **kwargs)
@@ -123,12 +125,14 @@ def _fused_class() -> type:
                 result = torch.nn.functional.linear(rows, base.weight, base.bias)
             else:
                 result = base(x).reshape(-1, base.out_features)
-            out_dtype = result.dtype
-            h = a(rows.to(a.weight.dtype))
-            total = result.addmm_(h, b.weight.t(), alpha=self.scaling[name]) if result.dtype == h.dtype else torch.addmm(
-                result.to(h.dtype), h, b.weight.t(), alpha=self.scaling[name]
-            )
-            return total.view(*x.shape[:-1], total.shape[-1]).to(out_dtype)
+            # A half-precision base (bf16 compute) runs the adapter in its dtype,
+            # as autocast would: the float32 adapter is cast (rank-wide, cheap)
+            # instead of the activations (tokens-wide, in and out, both passes),
+            # and the gradients reach the float32 weights through the cast.
+            dtype = result.dtype if rows.dtype == result.dtype else a.weight.dtype
+            h = torch.nn.functional.linear(rows.to(dtype), a.weight.to(dtype))
+            total = result.to(dtype).addmm_(h, b.weight.t().to(dtype), alpha=self.scaling[name])
+            return total.view(*x.shape[:-1], total.shape[-1]).to(result.dtype)
 
     return FusedLoraLinear
 
