@@ -7,7 +7,7 @@ from cookbook_cli.plugins.spec import Register, hookimpl
 
 @hookimpl(specname="register_recipes")
 def register_builtin_recipes(register: Register) -> None:
-    from cookbook_cli.recipes import distill, dpo, kto, rl, sl
+    from cookbook_cli.recipes import distill, dpo, kto, pm, rl, sl
 
     # main_metrics: (metrics.jsonl key, label) that `runs list` shows for a run of the recipe.
     register("sl", sl.RECIPE, "Supervised fine-tuning on conversations.", main_metrics=[("loss", "loss"), ("test_nll", "test NLL")])
@@ -22,6 +22,10 @@ def register_builtin_recipes(register: Register) -> None:
     register(
         "kto", kto.RECIPE, "Preference learning from unpaired desirable/undesirable completions (KTO).",
         main_metrics=[("accuracy", "accuracy"), ("kl", "KL")],
+    )
+    register(
+        "pm", pm.RECIPE, "A preference model: a judge of which of two replies is better, trained with SFT on comparisons (both orders).",
+        main_metrics=[("test/accuracy", "accuracy")],
     )
     register(
         "distill", distill.RECIPE,

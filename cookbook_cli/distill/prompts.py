@@ -173,7 +173,11 @@ class PromptDataset(RLDataset):
             raise IndexError(f"batch {index} out of range (dataset has {len(self)})")
         epoch, b = divmod(index, self.per_epoch)
         rows = self.order(epoch)[b * self.groups_per_batch : (b + 1) * self.groups_per_batch]
-        return [PromptGroupBuilder(self.renderer, self.prompts[r], self.group_size) for r in rows]
+        return [self.make_group(self.prompts[r]) for r in rows]
+
+    def make_group(self, conversation: Conversation) -> EnvGroupBuilder:
+        """The group of one prompt (a subclass adds group rewards, e.g. the `preference` env)."""
+        return PromptGroupBuilder(self.renderer, conversation, self.group_size)
 
 
 def prompt_tokens(renderer: Renderer, conv: Conversation) -> list[int]:

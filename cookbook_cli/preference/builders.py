@@ -118,6 +118,21 @@ class ComparisonsBuilder(PreferenceDatasetBuilder):
         return ComparisonSet(train), ComparisonSet(test)
 
 
+def comparisons_field(recipe: str) -> Any:
+    """The `dataset` field of a recipe that trains on comparisons (`train dpo`,
+    `train pm`): a preference builder's name or a comparison .jsonl file."""
+    from cookbook_cli.config import RegistryFactory
+    from cookbook_cli.plugins import registry
+
+    return chz.field(
+        default_factory=ComparisonsBuilder,
+        meta_factory=RegistryFactory(
+            registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by=f"`train {recipe}`", files={".jsonl": "comparisons"}
+        ),
+        doc="preference dataset builder name (cookbook datasets list) or a comparisons .jsonl file; its fields are dataset.<field>",
+    )
+
+
 # -- Hugging Face datasets ------------------------------------------------------------------
 
 

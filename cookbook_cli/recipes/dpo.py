@@ -35,10 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import chz
 
-from cookbook_cli.config import RegistryFactory
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.plugins import registry
-from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder
+from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder, comparisons_field
 from cookbook_cli.preference.losses import PAIRED, LossChoices, PreferenceLoss
 from cookbook_cli.run.checkpoints import Position
 from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
@@ -60,13 +59,7 @@ PRETRAINED_LR = 1e-5
 class DPOConfig(EpochConfig):
     """Preference learning (DPO) on comparisons (the run's fields: `EpochConfig`)."""
 
-    dataset: PreferenceDatasetBuilder = chz.field(
-        default_factory=ComparisonsBuilder,
-        meta_factory=RegistryFactory(
-            registry.dataset_builders, ComparisonsBuilder, kinds=("preference",), used_by="`train dpo`", files={".jsonl": "comparisons"}
-        ),
-        doc="preference dataset builder name (cookbook datasets list) or a comparisons .jsonl file; its fields are dataset.<field>",
-    )
+    dataset: PreferenceDatasetBuilder = comparisons_field("dpo")
     loss_type: str = chz.field(
         default="sigmoid", doc="preference loss (cookbook losses list)", metadata={"choices": LossChoices(PAIRED)}
     )

@@ -103,7 +103,7 @@ class SLResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _weighted_nll(outputs: Any, datums: list[Any]) -> tuple[float, float]:
+def weighted_nll(outputs: Any, datums: list[Any]) -> tuple[float, float]:
     """(sum of -logprob * weight, sum of weights) over a forward(-backward) output."""
     import numpy as np
 
@@ -140,7 +140,7 @@ class _Evaluator:
             return {}
         total = weight = 0.0
         for fut, datums in pending:
-            t, w = _weighted_nll(fut.result(), datums)
+            t, w = weighted_nll(fut.result(), datums)
             total += t
             weight += w
         return {"test_nll": total / weight} if weight > 0 else {}
@@ -203,7 +203,7 @@ def train(config: SLConfig, options: RunOptions | None = None) -> SLResult:
             opt.result()
 
         def done() -> dict[str, Any]:
-            nll_sum, weight = _weighted_nll(fb.result(), batch.datums)
+            nll_sum, weight = weighted_nll(fb.result(), batch.datums)
             return {**({"loss": nll_sum / weight} if weight > 0 else {"no_update": True}), **grad_norm_of(opt.result())}
 
         return done

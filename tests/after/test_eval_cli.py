@@ -27,7 +27,7 @@ def test_nll_equals_the_training_clients_test_nll(lora_run, tmp_path):
     from cookbook_cli.conversations import load_conversations
     from cookbook_cli.data.builders import sample_conversations_path
     from cookbook_cli.data.datum import datum_from_tokens_weights
-    from cookbook_cli.recipes.sl import _weighted_nll
+    from cookbook_cli.recipes.sl import weighted_nll
     from cookbook_cli.sources import create_service, renderer_for, resolve_source
 
     # the run held out no rows (test_size=0), so the file is named
@@ -41,7 +41,7 @@ def test_nll_equals_the_training_clients_test_nll(lora_run, tmp_path):
     service = create_service(source)
     try:
         tc = service.create_training_client_from_state(source.state_path())
-        total, weight = _weighted_nll(tc.forward(datums, "cross_entropy").result(), datums)
+        total, weight = weighted_nll(tc.forward(datums, "cross_entropy").result(), datums)
     finally:
         service.close()
     assert metrics["nll"] == pytest.approx(total / weight, rel=1e-4)
