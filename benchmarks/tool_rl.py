@@ -11,12 +11,14 @@ starts from that run (`cookbook train rl ... init_from=WARMUP`). `--warmup 0`:
 RL from the base model.
 
 Prints, on held-out problems of the env's test split (greedy, one attempt
-each), base -> warm-up -> RL-trained: accuracy (final answer's last number equals
-the reference), the share of episodes that called a tool, the share of turns
-with calls, tool errors per episode; and the training reward and tool use of
+each), base -> warm-up -> RL-trained: accuracy (the mean reward: 1 when the
+final answer's last number equals the reference), the share of malformed
+replies (cut off at --max-tokens), of episodes that called a tool and of
+turns with calls, tool errors per episode; and the training reward and tool use of
 the first and last steps, with wall times. Each part drives the public CLI
 (`cookbook eval ... env`, `cookbook train rl`) in a subprocess; every command
-and its output go to WORK/commands.log, and a finished run is reused.
+and its output go to WORK/commands.log, and a finished run or evaluation is
+reused.
 
 Slow: minutes per step on 2 busy CPU cores (each episode is several turns of
 a 135M model over a ~400-token prompt); keep it small.
@@ -38,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-SHOWN = (("env/correct", "accuracy"), ("env/used_tool", "episodes calling a tool"),
+# `reward` is over every episode; env/correct only over those the env graded (not a malformed reply's).
+SHOWN = (("reward", "accuracy"), ("env/malformed", "malformed replies"), ("env/used_tool", "episodes calling a tool"),
          ("env/tool_call_rate", "turns with tool calls"), ("env/tool_errors", "tool errors per episode"))
 
 
@@ -61,10 +64,13 @@ def env_words(args: argparse.Namespace) -> list[str]:
 
 def evaluate(args: argparse.Namespace, work: Path, source: list[str], name: str) -> tuple[dict[str, float], float]:
     out = work / "eval" / name
+    done = out / "bench_wall.txt"
+    if done.is_file():  # finished before: reused
+        return metrics_of(json.loads((out / "env" / "result.json").read_text())), float(done.read_text())
     wall = cookbook(work / "commands.log", "eval", *source, "--out", str(out), "--json", "env", *env_words(args),
                     "num_samples=1", "temperature=0", f"max_groups={args.eval_problems}", f"max_tokens={args.max_tokens}")
-    result = json.loads((out / "env" / "result.json").read_text())
-    return metrics_of(result), wall
+    done.write_text(f"{wall:.1f}")
+    return metrics_of(json.loads((out / "env" / "result.json").read_text())), wall
 
 
 def metrics_of(result: Any) -> dict[str, float]:
