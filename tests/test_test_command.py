@@ -86,10 +86,10 @@ def test_test_sh_runs_one_worker_per_core_up_to_four(fake_python) -> None:
         return [c for c in calls if "-m pytest" in c][-1]
 
     cores = min(4, len(os.sched_getaffinity(0)))
-    expected = f"-m pytest -q -n {cores} -k x" if cores > 1 else "-m pytest -q -k x"
+    expected = f"-m pytest -q -n {cores} --dist loadgroup -k x" if cores > 1 else "-m pytest -q -k x"
     assert pytest_call(COOKBOOK_TEST_WORKERS="").endswith(expected)  # not the caller's setting
-    assert pytest_call(COOKBOOK_TEST_WORKERS="3").endswith("-m pytest -q -n 3 -k x")
-    assert pytest_call(COOKBOOK_TEST_WORKERS="8").endswith("-m pytest -q -n 8 -k x")
+    assert pytest_call(COOKBOOK_TEST_WORKERS="3").endswith("-m pytest -q -n 3 --dist loadgroup -k x")
+    assert pytest_call(COOKBOOK_TEST_WORKERS="8").endswith("-m pytest -q -n 8 --dist loadgroup -k x")
     assert pytest_call(COOKBOOK_TEST_WORKERS="1").endswith("-m pytest -q -k x")
 
 

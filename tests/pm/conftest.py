@@ -23,3 +23,11 @@ def pm_run(tmp_path_factory):
     proc = run_cli(pm_args(log_dir), timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return log_dir, proc
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that share the trained judge run on one xdist worker
+    (`--dist loadgroup` in scripts/test.sh), so it is trained once."""
+    for item in items:
+        if "pm_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pm"))

@@ -57,3 +57,23 @@ def test_a_tool_env_killed_with_9_resumes_to_the_uninterrupted_run(tmp_path):
     log_dir = tmp_path / "run"
     kill_and_resume(args, log_dir, kill_after=2, checkpoint=2, steps=4)
     assert_same_run(log_dir, reference)
+
+
+def test_a_tool_env_trains_asynchronously_with_a_kl_penalty_and_evaluates_pass_at_k(tmp_path):
+    import json
+
+    log_dir = tmp_path / "async"
+    proc = run_cli(["train", "rl", "--env", "calculator", "--max-steps", "2", "--log-dir", str(log_dir),
+                    "max_steps_off_policy=1", "kl_penalty_coef=0.1", *SMALL])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["step"] for r in rows(log_dir)] == [0, 1]
+    # the random demo model's replies never stop cleanly (malformed), so only the episode metrics show
+    assert all("env/calculator/reward/mean" in r and any("kl" in k for k in r) for r in rows(log_dir))
+    out = tmp_path / "eval"
+    proc = run_cli(["eval", "--run", str(log_dir), "--out", str(out), "--json", "env", "env=calculator",
+                    "num_samples=2", "pass_k=1,2", "max_groups=2", "max_tokens=8"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "env" / "result.json").read_text())
+    metrics = metrics.get("metrics", metrics)
+    assert {"pass@1", "pass@2"} <= set(metrics)
+    assert 0.0 <= metrics["pass@1"] <= metrics["pass@2"] <= 1.0
