@@ -26,25 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from cookbook_command import cookbook  # noqa: E402  (benchmarks/, the script's folder)
 
 
-def cookbook(log: Path, *words: str) -> float:
-    """Run one cookbook command; its wall seconds. A failure stops the benchmark."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "cookbook_cli", *words], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
-    wall = time.perf_counter() - start
-    with log.open("a") as f:
-        f.write(f"$ cookbook {' '.join(words)}  # {wall:.0f}s, exit {proc.returncode}\n{proc.stdout}{proc.stderr}\n")
-    if proc.returncode != 0:
-        sys.exit(f"cookbook {' '.join(words)} failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
-    return wall
 
 
 def stage(work: Path, name: str, *words: str) -> tuple[Path, float]:

@@ -33,29 +33,17 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from cookbook_command import cookbook  # noqa: E402  (benchmarks/, the script's folder)
 # `reward` is over every episode; env/correct only over those the env graded (not a malformed reply's).
 SHOWN = (("reward", "accuracy"), ("env/malformed", "malformed replies"), ("env/used_tool", "episodes calling a tool"),
          ("env/tool_call_rate", "turns with tool calls"), ("env/tool_errors", "tool errors per episode"))
 
 
-def cookbook(log: Path, *words: str) -> float:
-    """Run one cookbook command (a failure stops the benchmark); its wall seconds."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "cookbook_cli", *words], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
-    wall = time.perf_counter() - start
-    with log.open("a") as f:
-        f.write(f"$ cookbook {' '.join(words)}  # {wall:.0f}s, exit {proc.returncode}\n{proc.stdout}{proc.stderr}\n")
-    if proc.returncode != 0:
-        sys.exit(f"cookbook {' '.join(words)} failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
-    return wall
 
 
 def env_words(args: argparse.Namespace) -> list[str]:
