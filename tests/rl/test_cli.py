@@ -48,7 +48,7 @@ def test_unknown_env_name_suggests_close_names():
     lines = result.output.strip().splitlines()
     assert lines == [
         "Error: unknown environment 'aritmetic'. Did you mean 'arithmetic'? Valid environments: arithmetic, "
-        "calculator, code, first_token, search. Run `cookbook envs list` to see them all."
+        "calculator, code, first_token, preference, search. Run `cookbook envs list` to see them all."
     ]
 
 
