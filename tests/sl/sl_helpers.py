@@ -60,7 +60,10 @@ def final_weights(log_dir: Path) -> dict[str, Any]:
 
 def assert_same_run(got: Path, want: Path) -> None:
     """Two runs logged the same metrics (timings aside) and ended with the same weights."""
-    assert untimed(rows(got)) == untimed(rows(want))
+    got_rows, want_rows = untimed(rows(got)), untimed(rows(want))
+    differ = [(g.get("step"), k, g.get(k), w.get(k)) for g, w in zip(got_rows, want_rows)
+              for k in sorted(set(g) | set(w)) if g.get(k) != w.get(k)]
+    assert got_rows == want_rows, f"{len(got_rows)} vs {len(want_rows)} rows; (step, key, got, want): {differ[:10]}"
     a, b = final_weights(got), final_weights(want)
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
