@@ -124,3 +124,35 @@ def bwrap_backend() -> str:
             pytest.fail(f"{problem}: scripts/test.sh installs bubblewrap (apt-get install bubblewrap)")
         pytest.skip(problem)
     return sandbox_backend("bwrap")
+
+
+#: Session fixtures costly enough that every test using them runs on one
+#: xdist worker (name -> group), so they are built once, not once per worker.
+SHARED_SESSION_FIXTURES = {"pm_run": "pm"}
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The worker group of a test: the group of a costly session fixture it
+    uses, else its module and the module-scoped fixtures it uses, else none.
+
+    `--dist loadgroup` (scripts/test.sh) hands every ungrouped test to
+    whichever worker is free, so a module's tests interleave with other
+    modules' on both workers, and a module-scoped fixture (a reference run, a
+    venv with plugins installed) is built again on each worker and each time a
+    worker comes back to the module. Grouped, its tests run in a row on one
+    worker and it is built once."""
+    names = item.fixturenames if isinstance(item, pytest.Function) else []
+    for name in names:
+        if name in SHARED_SESSION_FIXTURES:
+            return SHARED_SESSION_FIXTURES[name]
+    # The scopes of the fixtures a test uses are known only to pytest's fixture info.
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    shared = sorted(name for name, chain in defs.items() if chain and chain[-1].scope == "module")
+    return f"{item.nodeid.split('::', 1)[0]}::{'+'.join(shared)}" if shared else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = None if item.get_closest_marker("xdist_group") else xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

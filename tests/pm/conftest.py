@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 @pytest.fixture(scope="session")
 def pm_run(tmp_path_factory):
-    """(log dir, finished process) of the reference `train pm` run."""
+    """(log dir, finished process) of the reference `train pm` run; its tests
+    share one xdist worker (SHARED_SESSION_FIXTURES in the root conftest.py)."""
     from pm_helpers import pm_args
     from sl_helpers import run_cli
 
@@ -24,10 +25,3 @@ def pm_run(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     return log_dir, proc
 
-
-def pytest_collection_modifyitems(items):
-    """The tests that share the trained judge run on one xdist worker
-    (`--dist loadgroup` in scripts/test.sh), so it is trained once."""
-    for item in items:
-        if "pm_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("pm"))
