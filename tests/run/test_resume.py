@@ -2,7 +2,8 @@
 processes: a run killed (-9) or interrupted (Ctrl-C, SIGTERM) resumes to exactly
 the metrics and final weights of an uninterrupted run, for `train sl` and
 `train rl`; a copied run resumes from its own checkpoints; a damaged newest
-checkpoint falls back to the previous intact one."""
+checkpoint falls back to the previous intact one, and none left intact is one
+line. Each interrupted run serves every check it can, since a run costs seconds."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sl_helpers import assert_same_run, kill_and_resume, resume_words, rows, run_cli, signal_after_step, untimed
+from sl_helpers import assert_same_run, resume_words, rows, run_cli, signal_after_step, untimed
 
 pytest.importorskip("torch")
 
@@ -36,22 +37,41 @@ def sl_reference(tmp_path_factory) -> Path:
     return log_dir
 
 
-def test_a_copied_run_resumes_from_its_own_checkpoints(sl_reference, tmp_path):
+def test_ctrl_c_then_a_copy_resumes_exactly_and_the_damaged_original_says_so(sl_reference, tmp_path):
+    """One run stopped with Ctrl-C serves three checks, each of which needed a
+    run of its own: the stop is one line holding the command that resumes it;
+    a copy of the run resumes from its own checkpoints (the original's weights
+    made garbage first) with those words to exactly the uninterrupted run; and
+    the original, its only checkpoint damaged, says so in one line."""
     original = tmp_path / "original"
-    proc = run_cli(sl_args(original), prelude=signal_after_step(2, signal.SIGKILL))
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    proc = run_cli(sl_args(original), prelude=signal_after_step(2, signal.SIGINT))
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Stopped: train sl interrupted after step "), proc.stderr
+    assert " of 6; it resumes from the checkpoint at step 2." in lines[0]
+    words = resume_words(proc.stderr)
+    at = words.index("--log-dir") + 1
+    assert words[at] == str(original) and words[words.index("--if-exists") + 1] == "resume"
     assert [c["step"] for c in rows(original, "checkpoints.jsonl")] == [2]
+
     copy = tmp_path / "moved" / "copy"
     shutil.copytree(original, copy)
     for f in original.rglob("*.safetensors"):  # the original's weights are now garbage
         f.write_bytes(b"not a checkpoint")
-    proc = run_cli(sl_args(copy, "--if-exists", "resume"))
+    (original / "weights" / "step-000002" / "meta.json").unlink()
+    proc = run_cli([*words[:at], str(copy), *words[at + 1:]])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Resuming from checkpoint step-000002 (step 2 of 6)" in proc.stdout
     assert "damaged" not in proc.stdout
     assert_same_run(copy, sl_reference)
     config = (copy / "config.json").read_text()
     assert str(original) not in config and str(original) not in (copy / "checkpoints.jsonl").read_text()
+
+    proc = run_cli(words)  # the original, as the stop said
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "Checkpoint step-000002 is damaged (weights/step-000002/meta.json is missing)" in proc.stdout
+    assert "no intact checkpoint is left" in proc.stderr and "--if-exists overwrite" in proc.stderr
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(sl_reference, tmp_path):
@@ -71,32 +91,6 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(sl_reference
     assert_same_run(log_dir, sl_reference)
 
 
-def test_no_intact_checkpoint_left_is_said_clearly(tmp_path):
-    log_dir = tmp_path / "run"
-    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(2, signal.SIGKILL))
-    assert proc.returncode == -signal.SIGKILL
-    shutil.rmtree(log_dir / "weights" / "step-000002")
-    proc = run_cli(sl_args(log_dir, "--if-exists", "resume"))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "Checkpoint step-000002 is damaged (weights/step-000002/meta.json is missing)" in proc.stdout
-    assert "no intact checkpoint is left" in proc.stderr and "--if-exists overwrite" in proc.stderr
-
-
-def test_ctrl_c_says_where_it_stopped_and_the_command_resumes_exactly(sl_reference, tmp_path):
-    log_dir = tmp_path / "run"
-    proc = run_cli(sl_args(log_dir), prelude=signal_after_step(2, signal.SIGINT))
-    assert proc.returncode == 130, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Stopped: train sl interrupted after step "), proc.stderr
-    assert " of 6; it resumes from the checkpoint at step 2." in lines[0]
-    words = resume_words(proc.stderr)
-    assert words[words.index("--log-dir") + 1] == str(log_dir) and words[words.index("--if-exists") + 1] == "resume"
-    resumed = run_cli(words)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_same_run(log_dir, sl_reference)
-
-
 @pytest.fixture(scope="module")
 def rl_reference(tmp_path_factory) -> Path:
     log_dir = tmp_path_factory.mktemp("rl") / "reference"
@@ -105,20 +99,24 @@ def rl_reference(tmp_path_factory) -> Path:
     return log_dir
 
 
-def test_rl_killed_with_9_resumes_to_the_uninterrupted_run(rl_reference, tmp_path):
-    log_dir = tmp_path / "run"
-    kill_and_resume(rl_args, log_dir, kill_after=3, checkpoint=2, steps=6)
-    assert [r["step"] for r in rows(log_dir)] == list(range(6))
-    assert_same_run(log_dir, rl_reference)
-
-
-def test_rl_sigterm_stops_in_one_line_and_resumes_exactly(rl_reference, tmp_path):
+def test_rl_sigterm_stops_in_one_line_and_its_resume_killed_with_9_resumes_exactly(rl_reference, tmp_path):
+    """SIGTERM stops the run in one line; the command it prints, killed with -9
+    after step 3, has logged what the uninterrupted run did; resumed once more
+    (from the step-2 checkpoint, its only one) it ends as that run did."""
     log_dir = tmp_path / "run"
     proc = run_cli(rl_args(log_dir), prelude=signal_after_step(2, signal.SIGTERM))
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Stopped: train rl interrupted after step" in proc.stderr
-    resumed = run_cli(resume_words(proc.stderr))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    words = resume_words(proc.stderr)
+    proc = run_cli(words, prelude=signal_after_step(3, signal.SIGKILL))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 6)" in proc.stdout
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
+    assert untimed(rows(log_dir)) == untimed(rows(rl_reference))[:4]
+    proc = run_cli(words)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 6)" in proc.stdout
+    assert [r["step"] for r in rows(log_dir)] == list(range(6))
     assert_same_run(log_dir, rl_reference)
 
 
