@@ -514,8 +514,6 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
     forward_backward + optim_step) beside TRL's SFTTrainer on the same folder,
     tokens, batch and rank, and each one's MFU against this machine's matmul
     peak in that dtype, measured between the arms of every round."""
-    import torch
-
     from cookbook_cli.engines.local.service import LocalServiceClient
 
     from cookbook_cli.tokenizers import get_tokenizer
