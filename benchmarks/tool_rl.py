@@ -7,9 +7,10 @@ it (`cookbook train sl`, one epoch) on N solved tool conversations of the
 env's TRAIN split: each is the env's own opening messages (system prompt with
 the tool specs, its solved example, the question) then a calculator call
 whose result the library's `calculator` tool computes, and the answer. A small
-N teaches the call format but not every problem's expression, which leaves RL
-room to improve; RL then starts from that run (`cookbook train rl ...
-init_from=WARMUP`). `--warmup 0`: RL from the base model.
+N teaches the call format but not every problem's expression, leaving
+held-out accuracy below 1 for RL to raise; RL then starts from that run
+(`cookbook train rl ... init_from=WARMUP`). `--warmup 0`: RL from the base
+model. docs/tools.md (Learning) records what these defaults measured.
 
 RL: `--steps` steps of `--groups-per-batch` problems x `--group-size`
 attempts, at `--lr-scale` (default 2) times the model's RL learning rate
