@@ -3,6 +3,7 @@ sampling many requests at once beside one at a time.
 
     python benchmarks/local_engine.py --case mfu             # SmolLM2-135M-Instruct: tok/s and MFU beside TRL
     python benchmarks/local_engine.py --case mfu --dtypes float32 --rounds 1
+    python benchmarks/local_engine.py --case shapes --dtypes float32,bfloat16   # each projection's share of the matmul peak
     python benchmarks/local_engine.py --model random:small:llama3   # equal, packed, sampling on the toy model
     python benchmarks/local_engine.py --case packed --conversations FILE.jsonl --batch 8
     python benchmarks/local_engine.py --case packed --trl-python /path/to/trl-venv/bin/python
@@ -47,6 +48,11 @@ Cases (each prints its figures and ratios):
   (pads included), the highest engine/TRL an engine reaches at MFU 1.0
   (1 / TRL's MFU: 2x is possible only where this is >= 2), and the ratio of
   an engine that spends FLOPs exactly as well as TRL but computes no pads.
+- `shapes`: each forward product of the model over `--tokens` tokens (q, k/v,
+  q+k+v fused, gate/up, gate+up fused, down, the output embedding), in each of
+  `--dtypes`, at one thread and at the process's thread count: its FLOP/s
+  as a fraction of the 2048^3 peak at the same thread count (the products
+  a step is made of bound its MFU).
 - `sampling`: RL-style sampling of `--groups` prompts x `--samples` samples:
   sampled tokens/s with the groups' requests made concurrently (asyncio.gather)
   beside one request at a time, and whether both give the same tokens. Target
@@ -508,8 +514,6 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
     forward_backward + optim_step) beside TRL's SFTTrainer on the same folder,
     tokens, batch and rank, and each one's MFU against this machine's matmul
     peak in that dtype, measured between the arms of every round."""
-    import torch
-
     from cookbook_cli.engines.local.service import LocalServiceClient
 
     from cookbook_cli.tokenizers import get_tokenizer
@@ -597,6 +601,72 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
     )
 
 
+# -- case: matmul shapes ------------------------------------------------------------------------------
+
+
+def shape_rate(m: int, k: int, n: int, dtype: Any, device: Any, seconds: float) -> tuple[float, float]:
+    """FLOP/s of a (m x k) @ (k x n) product as `peak_matmul` measures the 2048^3 one."""
+    import torch
+
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
+    a @ b
+    wall: list[float] = []
+    cpu: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(wall) < 5:
+        sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        a @ b
+        sync(device)
+        wall.append(2 * m * k * n / (time.perf_counter() - t0))
+        cpu.append(2 * m * k * n / max(time.process_time() - c0, 1e-9))
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def model_shapes(folder: str, tokens: int) -> list[tuple[str, int, int, int]]:
+    """(name, m, k, n) of the model's forward products over `tokens` tokens:
+    each projection, and q/k/v and gate/up as single fused products."""
+    config = json.loads((Path(folder) / "config.json").read_text())
+    hidden, inter = config["hidden_size"], config["intermediate_size"]
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or hidden // heads
+    q, kv = heads * head_dim, config.get("num_key_value_heads", heads) * head_dim
+    return [
+        ("q (and o)", tokens, hidden, q), ("k, v", tokens, hidden, kv), ("q+k+v fused", tokens, hidden, q + 2 * kv),
+        ("gate, up", tokens, hidden, inter), ("gate+up fused", tokens, hidden, 2 * inter), ("down", tokens, inter, hidden),
+        ("output embedding", tokens, hidden, config["vocab_size"]),
+    ]
+
+
+def case_shapes(args: argparse.Namespace, folder: str, service: Any) -> None:
+    """Each forward product of the model over --tokens tokens, in each of
+    --dtypes, at one torch thread and at this process's thread count: FLOP/s
+    and its fraction of the 2048^3 peak at the same thread count."""
+    import torch
+
+    device = service.precision.device
+    counts = sorted({1, torch.get_num_threads()})
+    dtypes = [getattr(torch, d) for d in args.dtypes.split(",")]
+    print(f"  {args.tokens} tokens; per CPU-second (wall clock in brackets), medians over {args.seconds:.1f} s per product")
+    print(f"  {'product':<18} {'m x k x n':>20} " + " ".join(f"{str(d).split('.')[-1] + ' x' + str(c) + ' thr':>24}" for d in dtypes for c in counts))
+    before = torch.get_num_threads()
+    table: dict[tuple[Any, int], list[str]] = {}
+    for dtype in dtypes:
+        for count in counts:
+            torch.set_num_threads(count)
+            peak = peak_matmul(dtype, device, args.seconds)
+            cells = [f"peak {peak[1] / 1e9:6.0f} GF/s ({peak[0] / 1e9:.0f})"]
+            for _, m, k, n in model_shapes(folder, args.tokens):
+                rate = shape_rate(m, k, n, dtype, device, args.seconds)
+                cells.append(f"{rate[1] / peak[1]:5.2f} of peak ({rate[0] / peak[0]:.2f})")
+            table[(dtype, count)] = cells
+    torch.set_num_threads(before)
+    names = [("2048^3", 2048, 2048, 2048)] + model_shapes(folder, args.tokens)
+    for i, (name, m, k, n) in enumerate(names):
+        print(f"  {name:<18} {f'{m} x {k} x {n}':>20} " + " ".join(f"{table[(d, c)][i]:>24}" for d in dtypes for c in counts))
+
+
 # -- case: sampling ---------------------------------------------------------------------------------
 
 
@@ -653,6 +723,9 @@ def case_sampling(args: argparse.Namespace, folder: str, service: Any) -> None:
 # -- main -------------------------------------------------------------------------------------------
 
 
+CASES = {"equal": case_equal, "packed": case_packed, "sampling": case_sampling, "mfu": case_mfu, "shapes": case_shapes}
+
+
 def model_folder(args: argparse.Namespace, tmp: str) -> str:
     """The folder of `--model`, which the engine and TRL both load: a random
     shape is saved into `tmp` first; a folder, .gguf file or registered name
@@ -675,7 +748,7 @@ def model_folder(args: argparse.Namespace, tmp: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", choices=["all", "equal", "packed", "sampling", "mfu"], default="all", help="all: equal, packed, sampling")
+    parser.add_argument("--case", choices=["all", "equal", "packed", "sampling", "mfu", "shapes"], default="all", help="all: equal, packed, sampling")
     parser.add_argument(
         "--model", default="smollm2-135m-instruct", help="a model folder, .gguf, registered name, or random:<shape>:<tokenizer> (toy)"
     )
@@ -690,6 +763,8 @@ def main() -> None:
     parser.add_argument("--steps-timed", type=int, default=9, help="mfu: timed steps after 3 warm-up steps (9: steps 4-12)")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="mfu: compute dtypes to measure")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=400, help="shapes: tokens per product (a batch of 8 of the sample holds about 400)")
+    parser.add_argument("--seconds", type=float, default=1.5, help="shapes: seconds of repeated products per measurement")
     parser.add_argument("--groups", type=int, default=8, help="sampling: concurrent prompts")
     parser.add_argument("--samples", type=int, default=4, help="sampling: samples per prompt")
     parser.add_argument("--max-tokens", type=int, default=32, help="sampling: tokens per sample")
@@ -727,7 +802,7 @@ def main() -> None:
             print(f"{case}:")
             batch = args.batch
             args.batch = batch or (4 if case == "equal" else 8)
-            {"equal": case_equal, "packed": case_packed, "sampling": case_sampling, "mfu": case_mfu}[case](args, folder, service)
+            CASES[case](args, folder, service)
             args.batch = batch
     service.close()
 

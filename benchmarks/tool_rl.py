@@ -2,29 +2,39 @@
 SmolLM2-135M-Instruct, offline, on the CPU.
 
 The base model never writes a tool call here (it works sums out in prose), so
-RL alone has nothing to reinforce. `--warmup N` (default 150) first fine-tunes
+RL alone has nothing to reinforce. `--warmup N` (default 32) first fine-tunes
 it (`cookbook train sl`, one epoch) on N solved tool conversations of the
 env's TRAIN split: each is the env's own opening messages (system prompt with
 the tool specs, its solved example, the question) then a calculator call
-whose result the library's `calculator` tool computes, and the answer; RL then
-starts from that run (`cookbook train rl ... init_from=WARMUP`). `--warmup 0`:
-RL from the base model.
+whose result the library's `calculator` tool computes, and the answer. A small
+N teaches the call format but not every problem's expression, leaving
+held-out accuracy below 1 for RL to raise; RL then starts from that run
+(`cookbook train rl ... init_from=WARMUP`). `--warmup 0`: RL from the base
+model. docs/tools.md (Learning) records what these defaults measured.
+
+RL: `--steps` steps of `--groups-per-batch` problems x `--group-size`
+attempts, at `--lr-scale` (default 2) times the model's RL learning rate
+(`cookbook models info`) unless `--lr` is given; groups whose attempts all
+earned the same reward (no advantage) are not trained on.
 
 Prints, on held-out problems of the env's test split (greedy, one attempt
 each), base -> warm-up -> RL-trained: accuracy (the mean reward: 1 when the
 final answer's last number equals the reference), the share of malformed
 replies (cut off at --max-tokens), of episodes that called a tool and of
-turns with calls, tool errors per episode; and the training reward and tool use of
-the first and last steps, with wall times. Each part drives the public CLI
-(`cookbook eval ... env`, `cookbook train rl`) in a subprocess; every command
-and its output go to WORK/commands.log, and a finished run or evaluation is
-reused.
+turns with calls, tool errors per episode; how many held-out problems RL's
+model gets right that its starting point got wrong and the reverse; the
+training reward and tool use of every RL step (and the means of the first
+and last three); and the wall times. Each part drives the public CLI
+(`cookbook eval ... env`, `cookbook train sl`, `cookbook train rl`) in a
+subprocess; every command and its output go to WORK/commands.log, and a
+finished run or evaluation is reused.
 
-Slow: minutes per step on 2 busy CPU cores (each episode is several turns of
+Slow: minutes per RL step on 2 busy CPU cores (each episode is two turns of
 a 135M model over a ~400-token prompt); keep it small.
 
-Run: python benchmarks/tool_rl.py [--model smollm2-135m-instruct] [--warmup 150] [--steps 10] [--group-size 4]
-     [--groups-per-batch 2] [--eval-problems 10] [--max-tokens 48] [--max-turns 2] [--lr LR] [--work runs/tool-rl]
+Run: python benchmarks/tool_rl.py [--model smollm2-135m-instruct] [--warmup 32] [--steps 8] [--group-size 4]
+     [--groups-per-batch 4] [--eval-problems 20] [--max-tokens 64] [--max-turns 2] [--lr-scale 2 | --lr LR]
+     [--work runs/tool-rl]
 """
 
 from __future__ import annotations
@@ -141,28 +151,69 @@ def warmup(args: argparse.Namespace, work: Path, model: list[str]) -> tuple[Path
     return run, float(done.read_text())
 
 
-def first_last(run: Path, key: str) -> tuple[float, float]:
-    values = [r[key] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if isinstance(r.get(key), (int, float))]
-    return (values[0], values[-1]) if values else (float("nan"), float("nan"))
+def rl_learning_rate(args: argparse.Namespace) -> float:
+    """`--lr`, else `--lr-scale` times the model's RL default (`cookbook models info`; LoRA)."""
+    from cookbook_cli.models.defaults import learning_rate_default
+
+    return float(args.lr) if args.lr else args.lr_scale * learning_rate_default(args.model).for_rank(32, on_policy=True)
+
+
+def train_rl(args: argparse.Namespace, work: Path, model: list[str], init: list[str]) -> tuple[Path, float]:
+    """The RL run (reused when finished) and its wall seconds. Groups whose
+    episodes all earned the same reward have zero advantage and add nothing to
+    the gradient, so they are not trained on (`remove_constant_reward_groups`):
+    it saves their forward and backward passes."""
+    run = work / "run"
+    done = run / "bench_wall.txt"
+    if not done.is_file():
+        wall = cookbook(work / "commands.log", "train", "rl", *model, "--env", "calculator", "--log-dir", str(run), "--if-exists", "overwrite",
+                        "--max-steps", str(args.steps), "--group-size", str(args.group_size), "--groups-per-batch", str(args.groups_per_batch),
+                        "--save-every", "0", "--lr", f"{rl_learning_rate(args):.3g}", "--remove-constant-reward-groups",
+                        f"max_tokens={args.max_tokens}", f"env.max_turns={args.max_turns}", *init)
+        done.write_text(f"{wall:.1f}")
+    return run, float(done.read_text())
+
+
+def per_step(run: Path, key: str) -> list[float]:
+    """`key` of every RL step, in order."""
+    return [r[key] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if isinstance(r.get(key), (int, float))]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def per_problem(work: Path, name: str) -> dict[str, float]:
+    """The held-out reward of each problem (by episode id) of evaluation `name`."""
+    rows = map(json.loads, (work / "eval" / name / "env" / "trajectories.jsonl").read_text().splitlines())
+    return {r["id"]: mean(r["rewards"]) for r in rows}
+
+
+def flips(before: dict[str, float], after: dict[str, float]) -> tuple[int, int]:
+    """Problems scored higher after than before, and lower."""
+    return sum(after[k] > before.get(k, 0.0) for k in after), sum(after[k] < before.get(k, 0.0) for k in after)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="smollm2-135m-instruct")
-    p.add_argument("--warmup", type=int, default=150, help="solved tool conversations to fine-tune on first (0: RL from the base model)")
+    p.add_argument("--warmup", type=int, default=32, help="solved tool conversations to fine-tune on first (0: RL from the base model)")
     p.add_argument("--warmup-batch", type=int, default=8, help="warm-up conversations per step")
     p.add_argument("--warmup-lr", default="", help="warm-up learning rate; default: the model's rule")
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=8)
     p.add_argument("--group-size", type=int, default=4)
-    p.add_argument("--groups-per-batch", type=int, default=2)
-    p.add_argument("--eval-problems", type=int, default=10)
-    p.add_argument("--max-tokens", type=int, default=48, help="sampled tokens per turn")
+    p.add_argument("--groups-per-batch", type=int, default=4)
+    p.add_argument("--eval-problems", type=int, default=20)
+    p.add_argument("--max-tokens", type=int, default=64, help="sampled tokens per turn")
     p.add_argument("--max-turns", type=int, default=2)
-    p.add_argument("--lr", default="", help="RL learning rate; default: the model's rule (cookbook models info)")
+    p.add_argument("--lr", default="", help="RL learning rate; default: --lr-scale x the model's RL rule")
+    p.add_argument("--lr-scale", type=float, default=2.0, help="multiple of the model's RL learning rate (cookbook models info)")
     p.add_argument("--work", default="runs/tool-rl")
     args = p.parse_args()
     if args.warmup < 0:
         sys.exit(f"--warmup must be >= 0, got {args.warmup}")
+    if args.lr_scale <= 0:
+        sys.exit(f"--lr-scale must be > 0, got {args.lr_scale}")
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     model = ["--model", args.model]
@@ -177,24 +228,21 @@ def main() -> None:
         warm, walls["warm-up"] = warmup(args, work, model)
         stages.append(("warm-up", *evaluate(args, work, ["--run", str(warm)], "warmup")))
         init = [f"init_from={warm}"]
-    run = work / "run"
-    done = run / "bench_wall.txt"
-    if not done.is_file():
-        lr = ["--lr", args.lr] if args.lr else []
-        wall = cookbook(work / "commands.log", "train", "rl", *model, "--env", "calculator", "--log-dir", str(run), "--if-exists", "overwrite",
-                        "--max-steps", str(args.steps), "--group-size", str(args.group_size), "--groups-per-batch", str(args.groups_per_batch),
-                        "--save-every", "0", f"max_tokens={args.max_tokens}", f"env.max_turns={args.max_turns}", *init, *lr)
-        done.write_text(f"{wall:.1f}")
-    walls["RL"] = float(done.read_text())
+    run, walls["RL"] = train_rl(args, work, model, init)
     stages.append(("RL", *evaluate(args, work, ["--run", str(run)], "after")))
 
     names = " -> ".join(name for name, _, _ in stages)
     print(f"  held-out ({names}):")
     for key, label in SHOWN:
         print(f"    {label:<26} " + " -> ".join(f"{m.get(key, float('nan')):.3f}" for _, m, _ in stages))
-    for key, label in (("env/reward/mean", "reward"), ("env/used_tool", "episodes calling a tool")):
-        first, last = first_last(run, key)
-        print(f"  RL train {label:<26} {first:.3f} -> {last:.3f} (first -> last step)")
+    fixed, broken = flips(per_problem(work, "warmup" if args.warmup else "before"), per_problem(work, "after"))
+    print(f"  held-out problems RL got right that its start got wrong: {fixed}; the reverse: {broken}")
+    print(f"  RL (learning rate {rl_learning_rate(args):.3g}), per step:")
+    for key, label in (("env/reward/mean", "train reward"), ("env/used_tool", "episodes calling a tool")):
+        values = per_step(run, key)
+        k = min(3, len(values) // 2)
+        print(f"    {label:<24} " + " ".join(f"{v:.2f}" for v in values)
+              + f"  (first {k} steps {mean(values[:k]):.3f}, last {k} {mean(values[-k:]):.3f})")
     print("  wall: " + ", ".join(f"train {k} {v:.0f}s" for k, v in walls.items()) + ", "
           + ", ".join(f"eval {name} {wall:.0f}s" for name, _, wall in stages))
 

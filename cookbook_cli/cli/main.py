@@ -11,6 +11,22 @@ from cookbook_cli import __version__
 from cookbook_cli.errors import CookbookError
 
 
+def _click_handles() -> tuple[type[BaseException], ...]:
+    """The exceptions click prints itself (usage errors, exits, aborts), from
+    the click typer runs on: its own copy (`typer._click`) in typer 0.20 and
+    later, the `click` package before."""
+    import importlib
+
+    handled: list[type[BaseException]] = [typer.Exit, typer.Abort]
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        handled += [getattr(module, n) for n in ("ClickException", "Exit", "Abort") if hasattr(module, n)]
+    return tuple(handled)
+
+
 class _Group(TyperGroup):
     """The one error boundary (see `cli/boundary.py`): a CookbookError anywhere
     below, or a failure of a known class, is one line `Error: ...` and exit
@@ -18,12 +34,10 @@ class _Group(TyperGroup):
     one line saying it is a bug, or its traceback under --debug / COOKBOOK_DEBUG=1."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        import click
-
         args = [*(ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args), *ctx.args]
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit, typer.Abort):
+        except _click_handles():
             raise  # usage errors, --help and exits: click prints them
         except Exception as e:
             from cookbook_cli.cli import boundary

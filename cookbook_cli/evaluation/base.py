@@ -142,13 +142,10 @@ def build_evaluator(name: str, words: list[str]) -> tuple[str, Evaluator]:
     from cookbook_cli.config import make_config
     from cookbook_cli.plugins import registry
 
-    entry = registry.evaluators.get(name)
-    cls = entry.obj
-    if not (isinstance(cls, type) and issubclass(cls, Evaluator) and chz.is_chz(cls)):
-        raise CookbookError(
-            f"evaluator {name!r} (plugin {entry.plugin!r}) is registered with {cls!r}, "
-            "which is not a chz subclass of cookbook_cli.evaluation.Evaluator"
-        )
+    def accepts(obj: Any) -> bool:
+        return isinstance(obj, type) and issubclass(obj, Evaluator) and chz.is_chz(obj)
+
+    cls = registry.evaluators.get_checked(name, accepts, "a chz subclass of cookbook_cli.evaluation.Evaluator").obj
     try:
         evaluator = make_config(cls, {}, words)
     except CookbookError as e:

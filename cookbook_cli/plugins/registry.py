@@ -10,7 +10,7 @@ name is an error naming both.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -175,6 +175,16 @@ class Registry(Generic[T]):
                 f"{used_by or 'this'} takes {wanted} {plural(self.kind)}: {names}{listing}"
             )
         return valid[name]
+
+    def get_checked(self, name: str, accepts: Callable[[Any], bool], expected: str) -> Entry[T]:
+        """The entry `name`, whose object `accepts` must approve; otherwise one
+        line naming the plugin and what to register instead (`expected`)."""
+        entry = self.get(name)
+        if not accepts(entry.obj):
+            raise CookbookError(
+                f"{self.kind} {name!r} (plugin {entry.plugin!r}) is registered with {entry.obj!r}, which is not {expected}"
+            )
+        return entry
 
 
 renderers: Registry[Any] = Registry("register_renderers", "renderer", "cookbook renderers list")

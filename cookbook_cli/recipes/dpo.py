@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import chz
@@ -41,7 +40,7 @@ from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatas
 from cookbook_cli.preference.losses import PAIRED, LossChoices, PreferenceLoss
 from cookbook_cli.run.checkpoints import Position
 from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
-from cookbook_cli.recipes.epoch_loop import grad_norm_of
+from cookbook_cli.recipes.epoch_loop import HeldOutResult, grad_norm_of
 from cookbook_cli.run.config import EpochConfig
 from cookbook_cli.run.options import RunOptions
 
@@ -119,16 +118,11 @@ class DPOConfig(EpochConfig):
 
 
 @dataclass
-class DPOResult:
-    log_dir: Path
-    total_steps: int
-    start_step: int
-    first_eval: dict[str, float] = field(default_factory=dict)
-    final_eval: dict[str, float] = field(default_factory=dict)
+class DPOResult(HeldOutResult):
+    """A finished `train dpo` / `train kto` run: its first and last held-out
+    evaluations, and how many pairs' reference logprobs it computed."""
+
     reference_pairs_computed: int = 0
-    final_checkpoint: dict[str, Any] | None = None
-    elapsed: float = 0.0
-    metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
 def prepare_data(cfg: DPOConfig, say: Callable[[str], None]) -> tuple[Any, PreferenceDataset, PreferenceDataset | None, int, Reference]:
@@ -272,13 +266,7 @@ def train_preference(config: DPOConfig, options: RunOptions | None = None) -> DP
         "no row of its batch kept a completion token within max_length (raise --max-length)",
     )
     done = run_epoch_loop(run_settings(recipe, cfg, options, stored), cfg, train_ds, total_steps, steps, renderer)
-    evals = [r for r in (*done.earlier, *done.metrics) if "test/accuracy" in r]
-    first = {k: v for k, v in evals[0].items() if k.startswith("test/")} if evals else {}
-    final = {k: v for k, v in done.final_eval.items()}
-    return DPOResult(
-        done.log_dir, done.total_steps, done.start_step, first or final, final, state.get("computed", 0), done.final_checkpoint,
-        done.elapsed, done.metrics,
-    )
+    return DPOResult.of(done, reference_pairs_computed=state.get("computed", 0))
 
 
 def summary(config: DPOConfig, result: DPOResult) -> list[str]:

@@ -95,6 +95,31 @@ class EpochResult:
     resumed: bool = False  # from a checkpoint
 
 
+@dataclass
+class HeldOutResult:
+    """A finished run of a recipe judged on held-out data (`test/...` metrics):
+    the first and the last evaluation of the whole run, resumed or not."""
+
+    log_dir: Path
+    total_steps: int
+    start_step: int
+    first_eval: dict[str, float] = field(default_factory=dict)
+    final_eval: dict[str, float] = field(default_factory=dict)
+    final_checkpoint: dict[str, Any] | None = None
+    elapsed: float = 0.0
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, done: EpochResult, key: str = "test/accuracy", **extra: Any) -> Any:
+        """`done` summarised by its evaluations (the rows holding `key`); `extra`
+        fills a subclass's own fields."""
+        evals = [r for r in (*done.earlier, *done.metrics) if key in r]
+        first = {k: v for k, v in evals[0].items() if k.startswith("test/")} if evals else {}
+        final = dict(done.final_eval)
+        return cls(done.log_dir, done.total_steps, done.start_step, first or final, final, done.final_checkpoint,
+                   done.elapsed, done.metrics, **extra)
+
+
 def run_epoch_loop(
     settings: RunSettings, cfg: EpochConfig, data: EpochData, total_steps: int, steps: EpochSteps, renderer: Any = None,
 ) -> EpochResult:

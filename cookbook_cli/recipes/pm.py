@@ -23,8 +23,6 @@ evaluator and `PreferenceJudge` (`open_judge(RUN)`), and works with `sample`,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import chz
@@ -32,6 +30,7 @@ import chz
 from cookbook_cli.plugins import registry
 from cookbook_cli.preference.builders import ComparisonsBuilder, PreferenceDatasetBuilder, comparisons_field
 from cookbook_cli.recipes.contract import Recipe, prepare_run, run_settings
+from cookbook_cli.recipes.epoch_loop import HeldOutResult
 from cookbook_cli.run.config import EpochConfig
 from cookbook_cli.run.options import RunOptions
 
@@ -55,16 +54,8 @@ class PMConfig(EpochConfig):
         return self.dataset.describe() if not isinstance(self.dataset, ComparisonsBuilder) or self.dataset.path else "sample"
 
 
-@dataclass
-class PMResult:
-    log_dir: Path
-    total_steps: int
-    start_step: int
-    first_eval: dict[str, float] = field(default_factory=dict)
-    final_eval: dict[str, float] = field(default_factory=dict)
-    final_checkpoint: dict[str, Any] | None = None
-    elapsed: float = 0.0
-    metrics: list[dict[str, Any]] = field(default_factory=list)
+class PMResult(HeldOutResult):
+    """A finished `train pm` run: its first and last held-out judgements."""
 
 
 def prepare_data(cfg: PMConfig, say: Callable[[str], None]) -> tuple[Renderer, ConversationDataset, list[LabeledComparison], int]:
@@ -134,10 +125,7 @@ def train(config: PMConfig, options: RunOptions | None = None) -> PMResult:
         nothing_trained="no judging conversation kept its answer within max_length (raise --max-length)",
     )
     done = run_epoch_loop(run_settings("pm", cfg, options), cfg, train_ds, total_steps, steps, renderer)
-    evals = [r for r in (*done.earlier, *done.metrics) if "test/accuracy" in r]
-    first = {k: v for k, v in evals[0].items() if k.startswith("test/")} if evals else {}
-    final = dict(done.final_eval)
-    return PMResult(done.log_dir, done.total_steps, done.start_step, first or final, final, done.final_checkpoint, done.elapsed, done.metrics)
+    return PMResult.of(done)
 
 
 def summary(config: PMConfig, result: PMResult) -> list[str]:

@@ -34,27 +34,23 @@ class CalculatorBuilder(ToolEnvBuilder):
     """Arithmetic word problems; reward 1 when the final answer's last number is right."""
 
     path: str = chz.field(default="", doc="empty: the 300 shipped problems; else a Hub id (openai/gsm8k) or a local file")
-    config_name: str = chz.field(default="main", doc="the dataset's configuration (for a Hub id)")
-    split: str = chz.field(default="train", doc="the dataset's split")
     max_rows: int = chz.field(default=0, doc="read at most this many rows of the dataset (0: all)")
-    system_prompt: str = chz.field(default=SYSTEM_PROMPT, doc="the system message of every episode")
-    few_shot: bool = chz.field(default=True, doc="show one solved problem (a calculator call, its result, the answer) first")
 
     tool_names = ("calculator",)
+    default_system_prompt = SYSTEM_PROMPT
+    default_config_name = "main"  # openai/gsm8k's
     default_max_tokens = 128
 
     def load_rows(self) -> list[dict[str, str]]:
         if not self.path:
             return shipped_rows("calculator_problems.jsonl")
-        return dataset_rows(self.path, self.config_name or None, self.split, "question", "answer",
+        return dataset_rows(self.path, self.dataset_config(), self.split, "question", "answer",
                             gsm8k_answer, self.max_rows or None)
 
     def matches(self, answer: str, reference: str) -> bool:
         return number_matches(answer, reference)
 
     def examples(self) -> list:
-        if not self.few_shot:
-            return []
         return solved_example("A baker fills 14 trays with 23 rolls each. How many rolls are there?",
                               "calculator", {"expression": "14 * 23"}, "322", "322")
 

@@ -19,14 +19,10 @@ def get_env_builder_class(name: str) -> type:
     from cookbook_cli.plugins import registry
     from cookbook_cli.rl.types import RLDatasetBuilder
 
-    entry = registry.envs.get(name)
-    obj = entry.obj
-    if not (isinstance(obj, type) and issubclass(obj, RLDatasetBuilder) and chz.is_chz(obj)):
-        raise CookbookError(
-            f"environment {name!r} (plugin {entry.plugin!r}) is registered with {obj!r}, "
-            "which is not a chz subclass of cookbook_cli.rl.types.RLDatasetBuilder"
-        )
-    return obj
+    def accepts(obj: Any) -> bool:
+        return isinstance(obj, type) and issubclass(obj, RLDatasetBuilder) and chz.is_chz(obj)
+
+    return registry.envs.get_checked(name, accepts, "a chz subclass of cookbook_cli.rl.types.RLDatasetBuilder").obj
 
 
 def env_options(cls: type) -> list[dict[str, Any]]:

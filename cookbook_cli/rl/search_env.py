@@ -18,7 +18,7 @@ from typing import Any
 
 import chz
 
-from cookbook_cli.rl.tool_env import ToolEnvBuilder, solved_example, text_contains
+from cookbook_cli.rl.tool_env import ToolEnvBuilder, solved_example
 from cookbook_cli.rl.tool_rows import dataset_rows, shipped_rows
 
 SYSTEM_PROMPT = (
@@ -33,13 +33,10 @@ class SearchBuilder(ToolEnvBuilder):
 
     corpus: str = chz.field(default="", doc="empty: the shipped collection; else a JSONL file of {text, title?, id?}")
     questions: str = chz.field(default="", doc="empty: the shipped questions; else a JSONL/CSV/parquet file or a Hub id")
-    config_name: str = chz.field(default="", doc="the questions dataset's configuration (for a Hub id)")
-    split: str = chz.field(default="train", doc="the questions dataset's split")
     top_k: int = chz.field(default=2, doc="documents the search tool returns")
-    system_prompt: str = chz.field(default=SYSTEM_PROMPT, doc="the system message of every episode")
-    few_shot: bool = chz.field(default=True, doc="show one solved question (a search, its result, the answer) first")
 
     default_max_tokens = 96
+    default_system_prompt = SYSTEM_PROMPT
 
     def tools(self) -> list[Any]:
         from cookbook_cli.tools.search import bm25_search_tool, load_corpus, shipped_corpus
@@ -47,8 +44,6 @@ class SearchBuilder(ToolEnvBuilder):
         return [bm25_search_tool(load_corpus(self.corpus) if self.corpus else shipped_corpus(), self.top_k)]
 
     def examples(self) -> list:
-        if not self.few_shot:
-            return []
         # about a town that is not in the shipped collection
         result = "[Hollin] Hollin is a town on the western coast of Pellam Island. It was founded in 1544 by Ruth Amsel."
         return solved_example("Who founded the town of Hollin?", "search", {"query": "Hollin founded"}, result, "Ruth Amsel")
@@ -56,7 +51,7 @@ class SearchBuilder(ToolEnvBuilder):
     def load_rows(self) -> list[dict[str, str]]:
         if not self.questions:
             return shipped_rows("search_questions.jsonl")
-        return dataset_rows(self.questions, self.config_name or None, self.split, "question", "answer")
+        return dataset_rows(self.questions, self.dataset_config(), self.split, "question", "answer")
 
     def local_defaults(self) -> dict[str, Any]:
         # SmolLM2's format (with its tool syntax): the local engine's default model for it is a

@@ -276,18 +276,28 @@ class RowDataset(RLDataset):
 class ToolEnvBuilder(RLDatasetBuilder):
     """Question-answering with tools. A subclass sets `tool_names` (registered
     tools) or overrides `tools()`, implements `load_rows()` (dicts with
-    `question` and `answer`) and `matches(answer, reference)`, and may declare a
-    `system_prompt` field (the system message of every episode), give a solved
-    exchange in `examples()` (a small model imitates the call it shows) or
-    override `make_message_env` for episodes of another kind. The first `test_size` rows of a fixed shuffle are the test
-    split (`cookbook eval env`), the rest are trained on."""
+    `question` and `answer`) and `matches(answer, reference)`, and may set
+    `default_system_prompt` (the system message of every episode unless
+    `env.system_prompt` replaces it), give a solved exchange in `examples()`
+    (a small model imitates the call it shows; `env.few_shot=false` drops it)
+    or override `make_message_env` for episodes of another kind. A dataset
+    read from a Hub id or file uses `env.split` and `env.config_name` (empty:
+    `default_config_name`). The first `test_size` rows of a fixed shuffle are
+    the test split (`cookbook eval env`), the rest are trained on."""
 
     max_turns: int = chz.field(default=4, doc="assistant turns before the episode ends unanswered")
     max_episode_tokens: int = chz.field(default=4096, doc="token budget of the whole conversation (prompt included)")
     test_size: int = chz.field(default=20, doc="rows held out as the test split (cookbook eval env)")
     n_batches: int = chz.field(default=1000, doc="batches in the dataset: training steps unless --max-steps")
+    system_prompt: str = chz.field(default="", doc="the system message of every episode (empty: the env's own)")
+    few_shot: bool = chz.field(default=True, doc="show the env's solved example (a tool call, its result, the answer) first")
+    config_name: str = chz.field(default="", doc="the dataset's configuration, for a Hub id (empty: the env's default)")
+    split: str = chz.field(default="train", doc="the dataset's split, for a Hub id or file")
 
-    tool_names = ()  # the registered tools episodes get (a class attribute, not an option)
+    # Class attributes, not options:
+    tool_names = ()  # the registered tools episodes get
+    default_system_prompt = ""  # the system message when env.system_prompt is empty
+    default_config_name = None  # the dataset configuration (a str) when env.config_name is empty
 
     def tools(self) -> list[Tool]:
         from cookbook_cli.tools import get_tools
@@ -303,13 +313,18 @@ class ToolEnvBuilder(RLDatasetBuilder):
     def make_message_env(self, row: dict[str, str], renderer: Renderer) -> ToolUseEnv:
         """The episode of one row (override for another kind of `ToolUseEnv`)."""
         return QuestionToolEnv(
-            self.tools(), row["question"], row["answer"], self.matches, getattr(self, "system_prompt", ""),
-            self.examples(), renderer=renderer, max_turns=self.max_turns, max_episode_tokens=self.max_episode_tokens,
+            self.tools(), row["question"], row["answer"], self.matches, self.system_prompt or self.default_system_prompt,
+            self.examples() if self.few_shot else [], renderer=renderer, max_turns=self.max_turns, max_episode_tokens=self.max_episode_tokens,
         )
 
     def examples(self) -> list[Message]:
-        """A solved exchange shown before every question (default: none)."""
+        """A solved exchange shown before every question unless `few_shot` is
+        off (default: none)."""
         return []
+
+    def dataset_config(self) -> str | None:
+        """The configuration of a Hub dataset: `config_name`, else the env's default."""
+        return self.config_name or self.default_config_name
 
     def __call__(self, ctx: EnvContext) -> tuple[RLDataset, RLDataset | None]:
         if self.test_size < 0:

@@ -19,12 +19,8 @@ def get_tool(name: str) -> Tool:
     """The tool registered as `name` (unknown names get suggestions)."""
     from cookbook_cli.plugins import registry
 
-    entry = registry.tools.get(name)
+    entry = registry.tools.get_checked(name, lambda obj: isinstance(obj, Tool), "a cookbook_cli.tools.Tool")
     tool = entry.obj
-    if not isinstance(tool, Tool):
-        raise CookbookError(
-            f"tool {name!r} (plugin {entry.plugin!r}) is registered with {tool!r}, which is not a cookbook_cli.tools.Tool"
-        )
     if tool.name != name or (entry.description and entry.description != tool.description):
         tool = dataclasses.replace(tool, name=name, description=entry.description or tool.description)
     return tool
