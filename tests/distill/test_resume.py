@@ -90,36 +90,36 @@ def off_policy_reference(tmp_path_factory, toy_model) -> Path:
     return log_dir
 
 
+def comparable(log: Path) -> list[dict]:
+    """The metrics but timings and the teacher-cache count (a resumed run finds
+    the earlier steps' top-K in the cache)."""
+    return [{k: v for k, v in r.items() if k != "teacher/cache_hits"} for r in untimed(rows(log))]
+
+
 def assert_same_off_policy_run(log_dir: Path, reference: Path) -> None:
-    """Everything but timings and the teacher-cache count (the resumed run finds
-    the earlier steps' top-K in the cache) matches, and so do the final weights."""
-
-    def comparable(log: Path) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "teacher/cache_hits"} for r in untimed(rows(log))]
-
+    """The same metrics (`comparable`) and final weights."""
     assert comparable(log_dir) == comparable(reference)
     assert [r["step"] for r in rows(log_dir)] == [0, 1, 2, 3]
     a, b = final_weights(log_dir), final_weights(reference)
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def test_off_policy_killed_with_9_resumes_to_the_uninterrupted_run(off_policy_reference, tmp_path, toy_model):
-    log_dir = tmp_path / "run"
-    proc = run_cli(off_policy_args(toy_model, log_dir), prelude=signal_after_step(2, signal.SIGKILL))
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
-    proc = run_cli(off_policy_args(toy_model, log_dir, "--if-exists", "resume"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in proc.stdout
-    assert_same_off_policy_run(log_dir, off_policy_reference)
-
-
-def test_off_policy_ctrl_c_says_where_it_stopped_and_resumes_exactly(off_policy_reference, tmp_path, toy_model):
+def test_off_policy_ctrl_c_then_kill_9_each_resume_exactly(off_policy_reference, tmp_path, toy_model):
+    """Ctrl-C stops the run in one line; the command it prints, killed with -9
+    after step 3, has logged what the uninterrupted run did; resumed once more
+    (from the step-2 checkpoint, its only one) it ends as that run did."""
     log_dir = tmp_path / "run"
     proc = run_cli(off_policy_args(toy_model, log_dir), prelude=signal_after_step(2, signal.SIGINT))
     assert proc.returncode == 130, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Stopped: train distill interrupted after step "), proc.stderr
-    resumed = run_cli(resume_words(proc.stderr))
+    words = resume_words(proc.stderr)
+    proc = run_cli(words, prelude=signal_after_step(3, signal.SIGKILL))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in proc.stdout
+    assert [c["step"] for c in rows(log_dir, "checkpoints.jsonl")] == [2]
+    assert comparable(log_dir) == comparable(off_policy_reference)[:4]
+    resumed = run_cli(words)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from checkpoint step-000002 (step 2 of 4)" in resumed.stdout
     assert_same_off_policy_run(log_dir, off_policy_reference)
