@@ -478,14 +478,19 @@ def trl_worker(spec_path: str) -> None:
 
 
 def peak_matmul(dtype: Any, device: Any, seconds: float = 1.5, n: int = 2048) -> tuple[float, float]:
-    """FLOP/s of (n x n) @ (n x n) in `dtype` on this process's threads, by wall
-    clock and per CPU-second: medians over `seconds` of back-to-back products
-    (medians, not bests, so that they see the load from other processes that
-    the training beside them sees)."""
+    """FLOP/s of (n x n) @ (n x n) in `dtype` on this process's threads (see `matmul_rate`)."""
+    return matmul_rate(n, n, n, dtype, device, seconds)
+
+
+def matmul_rate(m: int, k: int, n: int, dtype: Any, device: Any, seconds: float) -> tuple[float, float]:
+    """FLOP/s of a (m x k) @ (k x n) product in `dtype`, by wall clock and per
+    CPU-second: medians over `seconds` of back-to-back products (medians, not
+    bests, so that they see the load from other processes that the training
+    beside them sees)."""
     import torch
 
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
     a @ b
     wall: list[float] = []
     cpu: list[float] = []
@@ -495,8 +500,8 @@ def peak_matmul(dtype: Any, device: Any, seconds: float = 1.5, n: int = 2048) ->
         t0, c0 = time.perf_counter(), time.process_time()
         a @ b
         sync(device)
-        wall.append(2 * n**3 / (time.perf_counter() - t0))
-        cpu.append(2 * n**3 / max(time.process_time() - c0, 1e-9))
+        wall.append(2 * m * k * n / (time.perf_counter() - t0))
+        cpu.append(2 * m * k * n / max(time.process_time() - c0, 1e-9))
     return statistics.median(wall), statistics.median(cpu)
 
 
@@ -604,26 +609,6 @@ def case_mfu(args: argparse.Namespace, folder: str, service: Any) -> None:
 # -- case: matmul shapes ------------------------------------------------------------------------------
 
 
-def shape_rate(m: int, k: int, n: int, dtype: Any, device: Any, seconds: float) -> tuple[float, float]:
-    """FLOP/s of a (m x k) @ (k x n) product as `peak_matmul` measures the 2048^3 one."""
-    import torch
-
-    a = torch.randn(m, k, device=device).to(dtype)
-    b = torch.randn(k, n, device=device).to(dtype)
-    a @ b
-    wall: list[float] = []
-    cpu: list[float] = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end or len(wall) < 5:
-        sync(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        a @ b
-        sync(device)
-        wall.append(2 * m * k * n / (time.perf_counter() - t0))
-        cpu.append(2 * m * k * n / max(time.process_time() - c0, 1e-9))
-    return statistics.median(wall), statistics.median(cpu)
-
-
 def model_shapes(folder: str, tokens: int) -> list[tuple[str, int, int, int]]:
     """(name, m, k, n) of the model's forward products over `tokens` tokens:
     each projection, and q/k/v and gate/up as single fused products."""
@@ -658,7 +643,7 @@ def case_shapes(args: argparse.Namespace, folder: str, service: Any) -> None:
             peak = peak_matmul(dtype, device, args.seconds)
             cells = [f"peak {peak[1] / 1e9:6.0f} GF/s ({peak[0] / 1e9:.0f})"]
             for _, m, k, n in model_shapes(folder, args.tokens):
-                rate = shape_rate(m, k, n, dtype, device, args.seconds)
+                rate = matmul_rate(m, k, n, dtype, device, args.seconds)
                 cells.append(f"{rate[1] / peak[1]:5.2f} of peak ({rate[0] / peak[0]:.2f})")
             table[(dtype, count)] = cells
     torch.set_num_threads(before)
