@@ -209,3 +209,22 @@ def test_threads_follow_the_allowed_cpus_once(monkeypatch: pytest.MonkeyPatch) -
         assert threads.follow_allowed_cpus() == max(2, before)  # once per process: a later change stands
     finally:
         torch.set_num_threads(before)
+
+
+def test_mkl_threads_are_not_dynamic_in_a_cookbook_process() -> None:
+    """Importing cookbook_cli before torch turns MKL's dynamic threading off, so
+    a busy machine cannot change a product's thread count (and its sums)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, glob, os, cookbook_cli, torch\n"
+        "torch.randn(8, 8) @ torch.randn(8, 8)\n"
+        "libs = glob.glob(os.path.join(os.path.dirname(torch.__file__), 'lib', 'libtorch_cpu.*'))\n"
+        "get = getattr(ctypes.CDLL(libs[0]), 'mkl_serv_get_dynamic', None) if libs else None\n"
+        "print(os.environ['MKL_DYNAMIC'], 'none' if get is None else get())\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MKL_DYNAMIC"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert out[0] == "FALSE"
+    assert out[1] in ("0", "none")  # none: a torch built without MKL
