@@ -142,10 +142,7 @@ def build_evaluator(name: str, words: list[str]) -> tuple[str, Evaluator]:
     from cookbook_cli.config import make_config
     from cookbook_cli.plugins import registry
 
-    def accepts(obj: Any) -> bool:
-        return isinstance(obj, type) and issubclass(obj, Evaluator) and chz.is_chz(obj)
-
-    cls = registry.evaluators.get_checked(name, accepts, "a chz subclass of cookbook_cli.evaluation.Evaluator").obj
+    cls = registry.evaluators.get_checked(name, registry.chz_subclass_of(Evaluator), "a chz subclass of cookbook_cli.evaluation.Evaluator").obj
     try:
         evaluator = make_config(cls, {}, words)
     except CookbookError as e:

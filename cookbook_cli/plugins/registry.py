@@ -187,6 +187,17 @@ class Registry(Generic[T]):
         return entry
 
 
+def chz_subclass_of(base: type) -> Callable[[Any], bool]:
+    """`get_checked`'s test for a registered chz class deriving from `base`."""
+
+    def accepts(obj: Any) -> bool:
+        import chz
+
+        return isinstance(obj, type) and issubclass(obj, base) and chz.is_chz(obj)
+
+    return accepts
+
+
 renderers: Registry[Any] = Registry("register_renderers", "renderer", "cookbook renderers list")
 models: Registry[Any] = Registry(
     "register_models",

@@ -14,15 +14,11 @@ from cookbook_cli.errors import CookbookError
 
 def get_env_builder_class(name: str) -> type:
     """The RLDatasetBuilder class registered as `name` (unknown names get suggestions)."""
-    import chz
-
     from cookbook_cli.plugins import registry
     from cookbook_cli.rl.types import RLDatasetBuilder
 
-    def accepts(obj: Any) -> bool:
-        return isinstance(obj, type) and issubclass(obj, RLDatasetBuilder) and chz.is_chz(obj)
-
-    return registry.envs.get_checked(name, accepts, "a chz subclass of cookbook_cli.rl.types.RLDatasetBuilder").obj
+    expected = "a chz subclass of cookbook_cli.rl.types.RLDatasetBuilder"
+    return registry.envs.get_checked(name, registry.chz_subclass_of(RLDatasetBuilder), expected).obj
 
 
 def env_options(cls: type) -> list[dict[str, Any]]:
