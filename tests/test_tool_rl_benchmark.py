@@ -61,7 +61,33 @@ def test_held_out_problems_are_compared_one_by_one(bench, tmp_path):
     assert bench.flips({"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}) == (1, 1)
 
 
-@pytest.mark.parametrize(("words", "message"), [(["--lr-scale", "0"], "--lr-scale must be > 0"), (["--warmup", "-1"], "--warmup must be >= 0")])
+def test_sampled_held_out_attempts_score_a_problem_by_their_mean_and_name_their_folder(bench, tmp_path):
+    import argparse
+
+    folder = tmp_path / "eval" / "after-t1x4" / "env"
+    folder.mkdir(parents=True)
+    folder.joinpath("trajectories.jsonl").write_text(json.dumps({"id": "test/0/0", "rewards": [1.0, 0.0, 1.0, 1.0]}) + "\n")
+    assert bench.per_problem(tmp_path, "after-t1x4") == {"test/0/0": 0.75}
+    assert bench.eval_mode(argparse.Namespace(eval_temperature=1.0, eval_samples=4)) == "t1x4"
+    assert bench.eval_mode(argparse.Namespace(eval_temperature=0.0, eval_samples=1)) == "greedy"
+
+
+def test_held_out_accuracy_is_split_by_the_problems_operation_count(bench, tmp_path):
+    one, two = "Lena shares 3165 stickers equally among 15 friends.", "Kofi buys 28 tickets at 72 dollars each and pays with 2500 dollars."
+    cut_off = {"reply": "", "termination": "no_stop"}  # a reply cut off before its end: no grading logs
+    rows = [{"id": "a", "rewards": [1.0, 1.0], "logs": [cut_off, {"question": one}]},
+            {"id": "b", "rewards": [0.0, 1.0], "logs": [{"question": two}, {"question": two}]},
+            {"id": "c", "rewards": [0.0, 0.0], "logs": [cut_off, cut_off]}]
+    folder = tmp_path / "env"
+    folder.mkdir()
+    folder.joinpath("trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    folder.joinpath("result.json").write_text(json.dumps({"results": {"env": {"metrics": {"env/correct": 0.5, "reward": 0.5}}}}))
+    metrics = bench.held_out_metrics(tmp_path)
+    assert metrics["reward"] == 0.5 and metrics["operations/1"] == 1.0 and metrics["operations/2"] == 0.5
+
+
+@pytest.mark.parametrize(("words", "message"), [(["--lr-scale", "0"], "--lr-scale must be > 0"), (["--warmup", "-1"], "--warmup must be >= 0"),
+                                                (["--eval-samples", "0"], "--eval-samples must be >= 1")])
 def test_bad_options_are_refused_before_anything_runs(tmp_path, words, message):
     proc = subprocess.run([sys.executable, str(SCRIPT), *words, "--work", str(tmp_path / "w")], capture_output=True, text=True)
     assert proc.returncode == 1 and message in proc.stderr
