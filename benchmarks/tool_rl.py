@@ -50,7 +50,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from cookbook_command import cookbook  # noqa: E402  (benchmarks/, the script's folder)
@@ -69,24 +69,42 @@ def eval_mode(args: argparse.Namespace) -> str:
     return "greedy" if args.eval_temperature == 0 else f"t{args.eval_temperature:g}x{args.eval_samples}"
 
 
-def evaluate(args: argparse.Namespace, work: Path, source: list[str], name: str) -> tuple[dict[str, float], float]:
+class HeldOut(NamedTuple):
+    """One evaluation of held-out problems: its metrics, each problem's reward, its wall seconds."""
+
+    metrics: dict[str, float]
+    problems: dict[str, float]
+    wall: float
+
+
+def evaluate(args: argparse.Namespace, work: Path, source: list[str], name: str) -> HeldOut:
+    """Held-out problems attempted by `source` (a model or a run), as `eval_mode` says; reused when finished."""
     out = work / "eval" / f"{name}-{eval_mode(args)}"
     done = out / "bench_wall.txt"
-    if done.is_file():  # finished before: reused
-        return held_out_metrics(out), float(done.read_text())
+    if not done.is_file():
+        done.write_text(f"{run_eval(args, work, source, out):.1f}")
+    rows = trajectory_rows(out)
+    return HeldOut(held_out_metrics(out, rows), per_problem(rows), float(done.read_text()))
+
+
+def run_eval(args: argparse.Namespace, work: Path, source: list[str], out: Path) -> float:
     pass_k = sorted({1, args.eval_samples})
     wall = cookbook(work / "commands.log", "eval", *source, "--out", str(out), "--json", "env", *env_words(args),
                     f"num_samples={args.eval_samples}", f"temperature={args.eval_temperature}",
                     f"pass_k=[{','.join(map(str, pass_k))}]", f"max_groups={args.eval_problems}", f"max_tokens={args.max_tokens}")
-    done.write_text(f"{wall:.1f}")
-    return held_out_metrics(out), wall
+    return wall
 
 
-def held_out_metrics(out: Path) -> dict[str, float]:
-    """An evaluation's metrics, with its accuracy on one- and two-operation problems apart."""
+def trajectory_rows(out: Path) -> list[dict[str, Any]]:
+    """The evaluation's problems: id, each attempt's reward and logs."""
+    return [json.loads(line) for line in (out / "env" / "trajectories.jsonl").read_text().splitlines()]
+
+
+def held_out_metrics(out: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """An evaluation's metrics, with its accuracy on one- and two-operation problems (`rows`) apart."""
     metrics = dict(metrics_of(json.loads((out / "env" / "result.json").read_text())))
     by_count: dict[int, list[float]] = {}
-    for row in map(json.loads, (out / "env" / "trajectories.jsonl").read_text().splitlines()):
+    for row in rows:
         # A reply cut off before its end has no grading logs; another attempt's name the problem.
         question = next((log["question"] for log in row.get("logs", []) if "question" in log), None)
         expression = expression_for(question) if question else None
@@ -217,9 +235,8 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def per_problem(work: Path, name: str) -> dict[str, float]:
-    """The held-out reward of each problem (by episode id) of evaluation `name`."""
-    rows = map(json.loads, (work / "eval" / name / "env" / "trajectories.jsonl").read_text().splitlines())
+def per_problem(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The held-out reward of each problem (by episode id): the mean over its attempts."""
     return {r["id"]: mean(r["rewards"]) for r in rows}
 
 
@@ -265,25 +282,24 @@ def main() -> None:
           f"{args.max_turns} turns of {args.max_tokens} tokens, RL seed {args.seed}", flush=True)
 
     # The base model is evaluated last: the answer to "did RL raise the reward" comes first.
-    stages = []
+    stages: list[tuple[str, HeldOut]] = []
     walls = {}
     init: list[str] = []
     if args.warmup:
         warm, walls["warm-up"] = warmup(args, work, model)
-        stages.append(("warm-up", *evaluate(args, work, ["--run", str(warm)], "warmup")))
+        stages.append(("warm-up", evaluate(args, work, ["--run", str(warm)], "warmup")))
         init = [f"init_from={warm}"]
     run, walls["RL"] = train_rl(args, work, model, init)
-    stages.append(("RL", *evaluate(args, work, ["--run", str(run)], f"after{seed_suffix(args)}")))
-    stages.insert(0, ("base", *evaluate(args, work, model, "before")))
+    stages.append(("RL", evaluate(args, work, ["--run", str(run)], f"after{seed_suffix(args)}")))
+    stages.insert(0, ("base", evaluate(args, work, model, "before")))
 
-    names = " -> ".join(name for name, _, _ in stages)
+    names = " -> ".join(name for name, _ in stages)
     print(f"  held-out ({names}):")
     pass_k = () if args.eval_samples == 1 else ((f"pass@{args.eval_samples}", f"pass@{args.eval_samples}"),)
     shown = (*SHOWN[:1], *BY_OPERATIONS, *pass_k, *SHOWN[1:])
     for key, label in shown:
-        print(f"    {label:<26} " + " -> ".join(f"{m.get(key, float('nan')):.3f}" for _, m, _ in stages))
-    start = "warmup" if args.warmup else "before"
-    fixed, broken = flips(per_problem(work, f"{start}-{eval_mode(args)}"), per_problem(work, f"after{seed_suffix(args)}-{eval_mode(args)}"))
+        print(f"    {label:<26} " + " -> ".join(f"{e.metrics.get(key, float('nan')):.3f}" for _, e in stages))
+    fixed, broken = flips(stages[-2][1].problems, stages[-1][1].problems)  # RL against where it started
     print(f"  held-out problems RL scored higher than its start: {fixed}; lower: {broken}")
     print(f"  RL (learning rate {rl_learning_rate(args):.3g}), per step:")
     for key, label in (("env/reward/mean", "train reward"), ("env/used_tool", "episodes calling a tool"),
@@ -293,7 +309,7 @@ def main() -> None:
         print(f"    {label:<26} " + " ".join(f"{v:.2f}" for v in values)
               + f"  (first {k} steps {mean(values[:k]):.3f}, last {k} {mean(values[-k:]):.3f})")
     print("  wall: " + ", ".join(f"train {k} {v:.0f}s" for k, v in walls.items()) + ", "
-          + ", ".join(f"eval {name} {wall:.0f}s" for name, _, wall in stages))
+          + ", ".join(f"eval {name} {e.wall:.0f}s" for name, e in stages))
 
 
 if __name__ == "__main__":

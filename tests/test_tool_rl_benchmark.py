@@ -56,8 +56,9 @@ def test_held_out_problems_are_compared_one_by_one(bench, tmp_path):
         folder.mkdir(parents=True)
         folder.joinpath("trajectories.jsonl").write_text(
             "".join(json.dumps({"id": f"test/{i}/0", "rewards": [r]}) + "\n" for i, r in enumerate(rewards)))
-    assert bench.per_problem(tmp_path, "after") == {"test/0/0": 1.0, "test/1/0": 1.0, "test/2/0": 0.0}
-    assert bench.flips(bench.per_problem(tmp_path, "warmup"), bench.per_problem(tmp_path, "after")) == (1, 0)
+    warmup, after = (bench.per_problem(bench.trajectory_rows(tmp_path / "eval" / name)) for name in ("warmup", "after"))
+    assert after == {"test/0/0": 1.0, "test/1/0": 1.0, "test/2/0": 0.0}
+    assert bench.flips(warmup, after) == (1, 0)
     assert bench.flips({"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}) == (1, 1)
 
 
@@ -67,7 +68,7 @@ def test_sampled_held_out_attempts_score_a_problem_by_their_mean_and_name_their_
     folder = tmp_path / "eval" / "after-t1x4" / "env"
     folder.mkdir(parents=True)
     folder.joinpath("trajectories.jsonl").write_text(json.dumps({"id": "test/0/0", "rewards": [1.0, 0.0, 1.0, 1.0]}) + "\n")
-    assert bench.per_problem(tmp_path, "after-t1x4") == {"test/0/0": 0.75}
+    assert bench.per_problem(bench.trajectory_rows(tmp_path / "eval" / "after-t1x4")) == {"test/0/0": 0.75}
     assert bench.eval_mode(argparse.Namespace(eval_temperature=1.0, eval_samples=4)) == "t1x4"
     assert bench.eval_mode(argparse.Namespace(eval_temperature=0.0, eval_samples=1)) == "greedy"
 
@@ -82,7 +83,7 @@ def test_held_out_accuracy_is_split_by_the_problems_operation_count(bench, tmp_p
     folder.mkdir()
     folder.joinpath("trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     folder.joinpath("result.json").write_text(json.dumps({"results": {"env": {"metrics": {"env/correct": 0.5, "reward": 0.5}}}}))
-    metrics = bench.held_out_metrics(tmp_path)
+    metrics = bench.held_out_metrics(tmp_path, bench.trajectory_rows(tmp_path))
     assert metrics["reward"] == 0.5 and metrics["operations/1"] == 1.0 and metrics["operations/2"] == 0.5
 
 
