@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from cookbook_cli.errors import CookbookError
 from cookbook_cli.run.checkpoints import Position
@@ -110,7 +110,7 @@ class HeldOutResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, done: EpochResult, key: str = "test/accuracy", **extra: Any) -> Any:
+    def of(cls, done: EpochResult, key: str = "test/accuracy", **extra: Any) -> Self:
         """`done` summarised by its evaluations (the rows holding `key`); `extra`
         fills a subclass's own fields."""
         evals = [r for r in (*done.earlier, *done.metrics) if key in r]
