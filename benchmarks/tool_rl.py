@@ -34,8 +34,9 @@ and last three); and the wall times. Each part drives the public CLI
 subprocess; every command and its output go to WORK/commands.log, and a
 finished run or evaluation is reused.
 
-Slow: minutes per RL step on 2 busy CPU cores (each episode is two turns of
-a 135M model over a ~400-token prompt); keep it small.
+Slow: 35-80 s per RL step on 2 idle CPU cores, minutes when they are busy
+(each episode is two turns of a 135M model over a ~400-token prompt); about
+19 minutes in all for the defaults.
 
 Run: python benchmarks/tool_rl.py [--model smollm2-135m-instruct] [--warmup 64] [--steps 12] [--group-size 8]
      [--groups-per-batch 2] [--eval-problems 20] [--eval-temperature 1 --eval-samples 4] [--max-tokens 64] [--max-turns 2] [--lr-scale 1 | --lr LR]
