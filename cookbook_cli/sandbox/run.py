@@ -159,7 +159,10 @@ def _supervise(run: _Run, status_fd: int, bwrap_fd: int, deadline: float) -> Non
     if exit_fd >= 0:
         sel.register(exit_fd, selectors.EVENT_READ)
     try:
-        while any(fd != exit_fd for fd in sel.get_map()):
+        # Until the pipes close and the main process has exited: its pipes close
+        # a moment before it can be reaped, and killing it in that moment would
+        # hide the limit it died of (RLIMIT_CPU's SIGXCPU).
+        while sel.get_map():
             left = deadline - time.monotonic()
             if left <= 0:
                 if run.killed:
