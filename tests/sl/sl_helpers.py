@@ -72,9 +72,11 @@ def signal_after_step(step: int, sig: int) -> str:
     """A prelude: the run sends itself `sig` right after metrics.jsonl holds
     `step`, as a Ctrl-C or `kill` at that moment would. Sent from the event
     itself, not after polling the file, so a busy machine cannot let the run
-    finish first."""
+    finish first. SIGINT gets Python's own handler first, as at a terminal: a
+    process started in the background by a script inherits SIGINT ignored."""
     return (
-        "import os\nfrom cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
+        "import os, signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from cookbook_cli.run import directory as _d\n_log = _d.RunDir.log_metrics\n"
         "def log_metrics(self, s, row):\n    _log(self, s, row)\n"
         f"    if s == {step} and not row.get('final'):\n        os.kill(os.getpid(), {int(sig)})\n"
         "_d.RunDir.log_metrics = log_metrics\n"
